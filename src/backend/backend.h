@@ -29,7 +29,7 @@ struct dc_kernels_loss;
 struct dc_kernels_misc;
 struct dc_kernels_rnn;
 
-typedef enum dc_transpose { DC_NO_TRANS = 0, DC_TRANS = 1 } dc_transpose;
+typedef enum dc_gemm_trans { DC_NO_TRANS = 0, DC_TRANS = 1 } dc_gemm_trans;
 
 typedef struct dc_backend {
     const char *name;
@@ -48,11 +48,11 @@ typedef struct dc_backend {
     dc_status (*fill)(void *dst, dc_dtype dtype, int64_t n, double value);
 
     /* C[m,n] = alpha * op(A) op(B) + beta * C, row-major, leading dimensions in elements. */
-    dc_status (*gemm)(dc_transpose ta, dc_transpose tb, int64_t m, int64_t n, int64_t k,
+    dc_status (*gemm)(dc_gemm_trans ta, dc_gemm_trans tb, int64_t m, int64_t n, int64_t k,
                       float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                       float beta, float *c, int64_t ldc);
     /* batch of gemms with element strides between consecutive matrices (0 = broadcast) */
-    dc_status (*gemm_batched)(dc_transpose ta, dc_transpose tb, int64_t batch, int64_t m,
+    dc_status (*gemm_batched)(dc_gemm_trans ta, dc_gemm_trans tb, int64_t batch, int64_t m,
                               int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                               int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
                               float beta, float *c, int64_t ldc, int64_t stride_c);

@@ -8,6 +8,8 @@
  * run; leaf gradients persist (and accumulate across backward calls) until zero_grad. */
 #include "internal.h"
 
+#include "deepc/ops.h"
+
 static _Thread_local bool tls_grad_disabled = false;
 static uint64_t visit_generation = 0;
 

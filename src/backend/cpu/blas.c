@@ -66,7 +66,7 @@ const char *dc_blas_info(void)
 }
 
 /* Built-in fallback: row-major C = alpha op(A) op(B) + beta C, parallel over rows of C. */
-static void gemm_fallback(dc_transpose ta, dc_transpose tb, int64_t m, int64_t n, int64_t k,
+static void gemm_fallback(dc_gemm_trans ta, dc_gemm_trans tb, int64_t m, int64_t n, int64_t k,
                           float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                           float beta, float *c, int64_t ldc)
 {
@@ -87,7 +87,7 @@ static void gemm_fallback(dc_transpose ta, dc_transpose tb, int64_t m, int64_t n
     }
 }
 
-dc_status dc__cpu_gemm(dc_transpose ta, dc_transpose tb, int64_t m, int64_t n, int64_t k,
+dc_status dc__cpu_gemm(dc_gemm_trans ta, dc_gemm_trans tb, int64_t m, int64_t n, int64_t k,
                        float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                        float beta, float *c, int64_t ldc)
 {
@@ -107,7 +107,7 @@ dc_status dc__cpu_gemm(dc_transpose ta, dc_transpose tb, int64_t m, int64_t n, i
     return DC_OK;
 }
 
-dc_status dc__cpu_gemm_batched(dc_transpose ta, dc_transpose tb, int64_t batch, int64_t m,
+dc_status dc__cpu_gemm_batched(dc_gemm_trans ta, dc_gemm_trans tb, int64_t batch, int64_t m,
                                int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                                int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
                                float beta, float *c, int64_t ldc, int64_t stride_c)
