@@ -416,6 +416,8 @@ dc_tensor *dc_empty_like(const dc_tensor *t)
     return dc__new(t->dtype, t->ndim, t->shape, t->storage->device);
 }
 
+static void release_nothing(void *ctx) { (void)ctx; }
+
 dc_tensor *dc_from_external(dc_dtype dtype, int ndim, const int64_t *shape, void *data,
                             void (*release)(void *ctx), void *ctx)
 {
@@ -427,7 +429,7 @@ dc_tensor *dc_from_external(dc_dtype dtype, int ndim, const int64_t *shape, void
     s->nbytes = (size_t)dc__shape_numel(ndim, shape) * dc_dtype_size(dtype);
     s->refcount = 1;
     s->device = DC_CPU;
-    s->release = release;
+    s->release = release ? release : release_nothing; /* never the backend's free */
     s->release_ctx = ctx;
     dc_tensor *t = tensor_struct(s, dtype, ndim, shape);
     if (!t) {
