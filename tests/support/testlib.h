@@ -1,7 +1,7 @@
 /* testlib.h: what every cmocka test of deepc shares: fixture loading, tolerance checks
  * against PyTorch's numbers, finite-difference gradient checks, and leak accounting.
  *
- * Fixtures are safetensors files written by tools/*.py under tests/fixtures/ (see
+ * Fixtures are safetensors files written by tools/fixtures_*.py under tests/fixtures/ (see
  * tools/fixturelib.py). Tolerances are stated at each call; the default for F32 results is
  * TL_RTOL = 1e-5 relative to the expected tensor's scale:
  *     max |actual - expected| <= rtol * max(1e-6, max |expected|)
