@@ -429,15 +429,19 @@ dc_tensor *dc_from_external(dc_dtype dtype, int ndim, const int64_t *shape, void
     s->nbytes = (size_t)dc__shape_numel(ndim, shape) * dc_dtype_size(dtype);
     s->refcount = 1;
     s->device = DC_CPU;
-    s->release = release ? release : release_nothing; /* never the backend's free */
-    s->release_ctx = ctx;
+    /* Until the tensor is safely registered the caller still owns data: a failure below must
+     * not call `release`, and the backend must never free external memory. */
+    s->release = release_nothing;
+    s->release_ctx = NULL;
     dc_tensor *t = tensor_struct(s, dtype, ndim, shape);
     if (!t) {
-        /* the caller keeps ownership of data if we fail before taking it */
         free(s);
         return NULL;
     }
-    return dc__register(t);
+    if (!dc__register(t)) return NULL; /* released with release_nothing: data untouched */
+    s->release = release ? release : release_nothing;
+    s->release_ctx = ctx;
+    return t;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -566,6 +570,7 @@ dc_status dc_fill_(dc_tensor *t, double value)
 dc_tensor *dc_to_dtype(const dc_tensor *t, dc_dtype dtype)
 {
     if (!t) return NULL;
+    if (t->dtype == dtype) return dc__register(dc_tensor_retain((dc_tensor *)t));
     dc_tensor *out = dc__new(dtype, t->ndim, t->shape, t->storage->device);
     if (!out) return NULL;
     if (dc_backend_of(t)->copy_strided(out->storage->data, dtype, out->stride, dc_data(t), t->dtype,
