@@ -396,6 +396,10 @@ dc_status dc_train_run(const dc_train_config *cfg, dc_train_result *res)
     dc_augment aug = cfg->augment ? dc_augment_auto(cfg->dataset) : dc_augment_none();
 
     interrupted = 0;
+    /* DEEPC_INTERRUPT_AFTER=N acts as a Ctrl-C after N training steps of this run (tests of
+     * checkpoint/resume, which must not depend on a signal's timing) */
+    const char *ia = getenv("DEEPC_INTERRUPT_AFTER");
+    int64_t interrupt_after = ia ? atoll(ia) : 0, steps_run = 0;
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sa_installed = sigaction(SIGINT, &sa, &old_sa) == 0;
@@ -417,6 +421,8 @@ dc_status dc_train_run(const dc_train_config *cfg, dc_train_result *res)
         bar = dc_progress_begin(stderr, cfg->quiet ? DC_PROGRESS_QUIET : DC_PROGRESS_AUTO, label, steps, false);
         double epoch_start = dc__now() - ts.epoch_seconds;
         for (; ts.batch < steps; ts.batch++) {
+            if (interrupt_after > 0 && steps_run == interrupt_after) interrupted = 1;
+            steps_run++;
             if (interrupted) {
                 ts.epoch_seconds = dc__now() - epoch_start;
                 dc_progress_end(bar, "interrupted");
