@@ -74,7 +74,7 @@ uint16_t dc__f32_to_f16(float f)
         if (absx < 0x33000000u) return (uint16_t)sign;
         uint32_t e = absx >> 23;
         uint32_t man = (absx & 0x7fffff) | 0x800000;
-        int shift = (int)(126 - e) + 14; /* 113 - e + 13 */
+        int shift = (int)(126 - e); /* half = mantissa * 2^(e - 126), e in [102, 112] */
         uint32_t half = man >> shift;
         uint32_t rem = man & ((1u << shift) - 1);
         uint32_t mid = 1u << (shift - 1);
