@@ -23,6 +23,16 @@
  *   deepc/optim.h      SGD, Adam, AdamW, gradient clipping, LR schedulers
  *   deepc/io.h         safetensors read (mmap) and atomic write
  *   deepc/tokenizer.h  Hugging Face tokenizers (BPE, Unigram, SentencePiece)
+ *   deepc/data.h       MNIST / Fashion-MNIST / CIFAR-10, batches, metrics, images, downloads
+ *   deepc/models.h     the CNN zoo (LeNet-5, AlexNet, VGG, ResNet)
+ *   deepc/train.h      the CNN training loop, evaluation and comparison reports
+ *   deepc/plot.h       line, bar and heat-map charts (PNG/SVG, cairo)
+ *   deepc/progress.h   progress bars
+ *   deepc/rnn.h        RNN/GRU/LSTM layers and cells, attention
+ *   deepc/seq2seq.h    sequence-to-sequence models with attention
+ *   deepc/llm.h        GPT-2 / Llama text generation from Hugging Face folders
+ *   deepc/summarize.h  BART / T5 / extractive summarization
+ *   deepc/diffusion.h  Stable Diffusion and deepc's own diffusion model
  */
 #ifndef DEEPC_H
 #define DEEPC_H
@@ -44,6 +54,26 @@
 #endif
 #if __has_include("deepc/tokenizer.h")
 #include "deepc/tokenizer.h"
+#endif
+#include "deepc/data.h"
+#include "deepc/models.h"
+#include "deepc/plot.h"
+#include "deepc/progress.h"
+#include "deepc/train.h"
+#if __has_include("deepc/rnn.h")
+#include "deepc/rnn.h"
+#endif
+#if __has_include("deepc/seq2seq.h")
+#include "deepc/seq2seq.h"
+#endif
+#if __has_include("deepc/llm.h")
+#include "deepc/llm.h"
+#endif
+#if __has_include("deepc/summarize.h")
+#include "deepc/summarize.h"
+#endif
+#if __has_include("deepc/diffusion.h")
+#include "deepc/diffusion.h"
 #endif
 
 #endif /* DEEPC_H */

@@ -235,7 +235,14 @@ dc_tensor *dc_module_forward(dc_module *m, dc_tensor *x)
                      dc_module_type(m));
         return NULL;
     }
-    return m->vt->forward(m, x);
+    if (dc_grad_enabled()) return m->vt->forward(m, x);
+    /* Inference: nothing will backpropagate, so the intermediates of this module's forward
+     * can die as soon as it returns. Without this scope they would live in the caller's
+     * pool until it pops, holding every activation of the whole network at once. */
+    dc_pool_mark mark = dc_pool_push();
+    dc_tensor *y = dc_tensor_retain(m->vt->forward(m, x));
+    dc_pool_pop(mark);
+    return dc__register(y);
 }
 
 void dc_module_train(dc_module *m, bool training)
