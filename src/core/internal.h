@@ -95,12 +95,16 @@ bool dc__any_needs_grad(int n, dc_tensor *const *ts);
  * or returns NULL (and records nothing) when no input needs grad or grad mode is off.
  * Usage in an op:
  *     dc_node *node = dc__record(out, "relu", relu_backward, 1, (dc_tensor *[]){x});
- *     if (node) dc__save(node, out);
+ *     if (node) dc__save_output(node, out);
  */
 dc_node *dc__record(dc_tensor *out, const char *op, dc_backward_fn backward, int n_inputs,
                     dc_tensor *const *inputs);
-/* Keeps a tensor for backward (retained; returns its index in node->saved). */
+/* Keeps a tensor for backward (retained; returns its index in node->saved). Never pass the
+ * op's own output: out -> grad_fn -> saved out is a cycle that leaks when backward never
+ * runs. Use dc__save_output for that. */
 int dc__save(dc_node *node, dc_tensor *t);
+/* Saves a storage-sharing alias of the op's output (no cycle). Defined in ops/elementwise.c. */
+void dc__save_output(dc_node *node, dc_tensor *out);
 /* True when the backward must produce grad_in[i]. */
 bool dc_node_wants(const dc_node *node, int i);
 void dc__node_release(dc_node *node);

@@ -14,9 +14,9 @@ dc_status dc__cpu_gemm_batched(dc_gemm_trans ta, dc_gemm_trans tb, int64_t batch
                                int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
                                float beta, float *c, int64_t ldc, int64_t stride_c);
 
-/* Kernel groups, each defined in its own file of this folder. A group not written yet is a
- * weak NULL, and its ops report "not available on cpu". */
-#define DC_GROUP(name) extern const struct dc_kernels_##name dc_cpu_##name##_kernels __attribute__((weak));
+/* Kernel groups, each defined in its own file of this folder. The references are strong, so
+ * linking the table pulls every group out of the static library. */
+#define DC_GROUP(name) extern const struct dc_kernels_##name dc_cpu_##name##_kernels;
 DC_GROUP(elementwise)
 DC_GROUP(reduce)
 DC_GROUP(conv)
