@@ -2,6 +2,8 @@
  * (tools/fixtures_interop.py) loads into deepc's lenet5 by state_dict name and gives the same
  * logits and the same MNIST test accuracy; a deepc model saved and reloaded is unchanged. */
 #include <math.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "support/testlib.h"
 

@@ -138,7 +138,9 @@ dc_tensor *dc_pad2d(dc_tensor *x, const int pad[4], float value);
 
 /* ---- normalisation ------------------------------------------------------------------------ */
 /* x [N, C, ...]. training: batch statistics, and running stats (if given) are updated in
- * place with momentum (unbiased variance, as PyTorch). eval: running stats are used. */
+ * place with momentum (unbiased variance, as PyTorch). eval: running stats are used; with
+ * running stats NULL the batch's own are used (BatchNorm with track_running_stats=False).
+ * running_mean/var must be contiguous [C] (or both NULL); weight/bias [C] or NULL. */
 dc_tensor *dc_batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *running_var,
                          dc_tensor *weight, dc_tensor *bias, bool training, float momentum,
                          float eps);
@@ -150,27 +152,38 @@ dc_tensor *dc_rms_norm(dc_tensor *x, dc_tensor *weight, float eps);
 
 /* ---- losses ---------------------------------------------------------------------------- */
 typedef enum dc_reduction { DC_REDUCE_MEAN = 0, DC_REDUCE_SUM, DC_REDUCE_NONE } dc_reduction;
-/* logits [N, C] (or [N, C, d...]), target I64 class indices [N] (or [N, d...]) */
+/* logits [N, C] (or [N, C, d...], or [C] with a 0-d target), target I64 (or I32) class
+ * indices [N] (or [N, d...]). label_smoothing and ignore_index combine as in PyTorch:
+ * ignored positions contribute nothing and a mean divides by the number not ignored (all
+ * ignored: NaN). A target outside [0, C) that is not ignore_index is an error. */
 dc_tensor *dc_cross_entropy(dc_tensor *logits, dc_tensor *target, dc_reduction reduction,
                             int64_t ignore_index, float label_smoothing);
 dc_tensor *dc_nll_loss(dc_tensor *log_probs, dc_tensor *target, dc_reduction reduction,
                        int64_t ignore_index);
+/* input and target broadcast together (PyTorch warns but does the same) */
 dc_tensor *dc_mse_loss(dc_tensor *input, dc_tensor *target, dc_reduction reduction);
 #define DC_IGNORE_INDEX_DEFAULT (-100)
 
 /* ---- misc -------------------------------------------------------------------------------- */
-/* training: zero with probability p and scale the rest by 1/(1-p); eval: identity */
+/* training: zero with probability p and scale the rest by 1/(1-p); eval (or p = 0): x
+ * itself (a new reference). The mask comes from one 64-bit draw of rng (NULL: the default
+ * generator), so it does not depend on the thread count; it is not torch's mask. */
 dc_tensor *dc_dropout(dc_tensor *x, float p, bool training, dc_rng *rng);
 /* weight [num, dim], indices I64/I32 any shape -> [..., dim] */
 dc_tensor *dc_embedding(dc_tensor *weight, dc_tensor *indices);
+/* any dtype (all the same); a 1-d empty tensor in the list is skipped, as in PyTorch */
 dc_tensor *dc_cat(int n, dc_tensor *const *ts, int dim);
 dc_tensor *dc_stack(int n, dc_tensor *const *ts, int dim);
 /* split into pieces of `size` along dim (last may be smaller); writes up to max_out views,
  * returns the number of pieces (or -1 on error) */
 int dc_split(dc_tensor *t, int64_t size, int dim, dc_tensor **out, int max_out);
+/* torch.chunk: pieces of ceil(len / chunks), so possibly fewer than `chunks` */
 int dc_chunk(dc_tensor *t, int chunks, int dim, dc_tensor **out, int max_out);
 /* q [..., L, E], k [..., S, E], v [..., S, Ev]; mask NULL, BOOL (true = keep, as PyTorch)
- * or F32 (added to scores), broadcastable to [..., L, S]; scale <= 0 means 1/sqrt(E). */
+ * or F32 (added to scores, and differentiable), broadcastable to [..., L, S]; scale <= 0
+ * means 1/sqrt(E). is_causal keeps column j <= row i (top-left aligned, as PyTorch) and may
+ * be combined with a mask. Leading dims of q, k, v broadcast. A row with nothing to attend
+ * to gives zeros (PyTorch 2.5's safe softmax), not NaN. */
 dc_tensor *dc_scaled_dot_product_attention(dc_tensor *q, dc_tensor *k, dc_tensor *v,
                                            dc_tensor *mask, bool is_causal, float scale);
 /* gathers along dim with I64 index of the same rank (torch.gather) */
