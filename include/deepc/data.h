@@ -116,6 +116,9 @@ dc_dataset *dc_cifar10_parse(const void *data, size_t size, const char *name);
  * Splits, shuffling, batches
  * ------------------------------------------------------------------------------------- */
 
+/* --val-size's default: images of the training set held out for validation. */
+#define DC_DEFAULT_VAL_SIZE 5000
+
 /* torch.randperm(n, generator=g) for a generator in the same state (n < 2^32 / 20). */
 dc_status dc_randperm(int64_t n, dc_rng *rng, int64_t *out);
 /* torch.utils.data.random_split(range(n), [n - val_size, val_size],
