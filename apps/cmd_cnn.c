@@ -368,14 +368,24 @@ int dc_cmd_models(int argc, char **argv)
     return 0;
 }
 
+int dc_hf_download_main(int argc, char **argv); /* apps/cmd_generate.c */
+
 int dc_cmd_download(int argc, char **argv)
 {
+    /* A positional argument with a '/' is a Hugging Face REPO_ID (org/name): the model
+     * downloader takes the whole command line (it has its own flags, --revision, --dir). */
+    for (int i = 1; i < argc; i++) {
+        bool is_value = i > 1 && (!strcmp(argv[i - 1], "--data-dir") || !strcmp(argv[i - 1], "--dir") ||
+                                  !strcmp(argv[i - 1], "--revision"));
+        if (argv[i][0] != '-' && !is_value && strchr(argv[i], '/')) return dc_hf_download_main(argc, argv);
+    }
     dc_args a;
     dc_args_init(&a, "deepc download", argc, argv);
     const char *what = NULL, *data_dir = NULL;
     while (dc_args_more(&a)) {
         if (dc_args_flag(&a, "--help")) {
-            printf("usage: deepc download mnist|fashion-mnist|cifar10 [--data-dir DIR]\n");
+            printf("usage: deepc download mnist|fashion-mnist|cifar10 [--data-dir DIR]\n"
+                   "       deepc download REPO_ID [--revision main] [--dir DIR]   (Hugging Face model)\n");
             return 0;
         }
         if (dc_args_flag(&a, "--data-dir")) data_dir = dc_args_str(&a, "--data-dir");
@@ -391,8 +401,7 @@ int dc_cmd_download(int argc, char **argv)
     if (a.failed) return 2;
     dc_dataset_id id;
     if (dc_dataset_parse(what, &id)) {
-        /* not a data set: a Hugging Face repo id is handled by the model downloader when present */
-        fprintf(stderr, "deepc download: %s\n", dc_last_error());
+        fprintf(stderr, "deepc download: %s, or a Hugging Face repo id such as openai-community/gpt2\n", dc_last_error());
         return 2;
     }
     if (dc_download_dataset(id, data_dir, NULL)) {
