@@ -372,12 +372,18 @@ int dc_hf_download_main(int argc, char **argv); /* apps/cmd_generate.c */
 
 int dc_cmd_download(int argc, char **argv)
 {
-    /* A positional argument with a '/' is a Hugging Face REPO_ID (org/name): the model
-     * downloader takes the whole command line (it has its own flags, --revision, --dir). */
+    /* A positional argument that is not a data set name is a Hugging Face REPO_ID ("gpt2",
+     * "org/name"): the model downloader takes the whole command line (its own flags too). */
     for (int i = 1; i < argc; i++) {
         bool is_value = i > 1 && (!strcmp(argv[i - 1], "--data-dir") || !strcmp(argv[i - 1], "--dir") ||
                                   !strcmp(argv[i - 1], "--revision"));
-        if (argv[i][0] != '-' && !is_value && strchr(argv[i], '/')) return dc_hf_download_main(argc, argv);
+        dc_dataset_id probe;
+        if (argv[i][0] != '-' && !is_value) {
+            bool dataset = dc_dataset_parse(argv[i], &probe) == DC_OK;
+            dc_clear_error();
+            if (!dataset) return dc_hf_download_main(argc, argv);
+            break;
+        }
     }
     dc_args a;
     dc_args_init(&a, "deepc download", argc, argv);

@@ -39,7 +39,7 @@ def main():
     model = GPT2LMHeadModel(config).eval()
     model.save_pretrained(dest, safe_serialization=True)
     for name in ("vocab.json", "merges.txt"):
-        shutil.copy(os.path.join(SHARED, "gpt2-tokenizer", name), os.path.join(dest, name))
+        shutil.copyfile(os.path.join(SHARED, "gpt2-tokenizer", name), os.path.join(dest, name))
     n = sum(p.numel() for p in model.parameters())
     print(f"{dest}: {args.config} with random weights, {n / 1e6:.1f}M parameters")
 
