@@ -236,6 +236,7 @@ static void test_threads_deterministic(void **state)
  * im2col + GEMM path (dc__conv_path = 1 forces it) to PyTorch's tolerance. */
 
 extern int dc__conv_path; /* src/backend/cpu/conv_internal.h */
+extern int dc__conv_wide;
 
 static void run_paths(int64_t n, int64_t c, int64_t hw, int64_t o, int k, int stride, int pad, bool bias)
 {
@@ -294,6 +295,12 @@ static void test_fast_paths_match_gemm(void **state)
     run_paths(9, 1, 28, 6, 5, 1, 2, true);     /* LeNet conv1 */
     run_paths(9, 6, 14, 16, 5, 1, 0, true);    /* LeNet conv2 */
     run_paths(4, 5, 11, 12, 3, 1, 2, true);    /* direct kernels, pixels in the lanes */
+    /* the 16-float Winograd GEMM (AVX-512 machines), run here with default code generation */
+    dc__conv_wide = 1;
+    run_paths(3, 32, 16, 48, 3, 1, 1, true);
+    run_paths(2, 64, 9, 40, 3, 1, 1, false);
+    run_paths(3, 16, 33, 24, 3, 2, 1, true);
+    dc__conv_wide = -1;
 }
 
 /* ---- inference mode and ownership --------------------------------------------------------- */

@@ -28,26 +28,68 @@
 
 /* Output pixels per GEMM that keep the BLAS kernel efficient (see bench/README.md). */
 #define CONV_MIN_COLS 256
-/* Upper bound on a chunk's column buffer, in floats (4 MiB). */
+/* Upper bound on a chunk's column buffer when it holds several images, in floats (4 MiB). */
 #define CONV_MAX_COL_FLOATS (1 << 20)
+/* One image's column buffer above this (16 MiB) is split into blocks of output rows. */
+#define CONV_SPLIT_FLOATS (1 << 22)
 
 /* ---------------------------------------------------------------------------------------
  * Chunking
  * ------------------------------------------------------------------------------------- */
 
+/* A chunk is nb whole images, or, when one image's column buffer alone would pass
+ * CONV_SPLIT_FLOATS (Stable Diffusion's VAE at 512x512: 2.4 GB for one 3x3 layer), a block
+ * of `rows` output rows of one image. */
 typedef struct conv_plan {
     int64_t nb;       /* images per chunk */
+    int64_t rows;     /* output rows per chunk: oh unless images are split */
+    int64_t nblk;     /* row blocks per image (1 unless split) */
     int64_t nchunks;
-    int64_t maxcols;  /* nb * oh * ow */
+    int64_t maxcols;  /* nb * rows * ow */
     int threads;      /* threads over chunks (1: sequential chunks, threaded GEMM) */
 } conv_plan;
 
-static conv_plan make_plan(const dc_conv2d_geom *g)
+/* Chunk ci as images [n0, n0 + nb) and output rows [r0, r1). */
+typedef struct chunk {
+    int64_t n0, nb, r0, r1;
+} chunk;
+
+static chunk chunk_at(const dc_conv2d_geom *g, const conv_plan *p, int64_t ci)
+{
+    chunk c;
+    if (p->nblk > 1) {
+        c.n0 = ci / p->nblk;
+        c.nb = 1;
+        c.r0 = (ci % p->nblk) * p->rows;
+        c.r1 = DC_MIN(g->oh, c.r0 + p->rows);
+    } else {
+        c.n0 = ci * p->nb;
+        c.nb = DC_MIN(p->nb, g->n - c.n0);
+        c.r0 = 0;
+        c.r1 = g->oh;
+    }
+    return c;
+}
+
+/* `backward`: row blocks of one image share input rows, whose gradients they add to, so
+ * split images are then done one block after another (with threaded GEMMs). */
+static conv_plan make_plan(const dc_conv2d_geom *g, bool backward)
 {
     conv_plan p;
     int64_t ohw = g->oh * g->ow, k = g->c * g->kh * g->kw;
     int t = omp_get_max_threads();
     if (omp_in_parallel()) t = 1;
+    if (k * ohw > CONV_SPLIT_FLOATS && g->oh > 1) {
+        p.nb = 1;
+        p.rows = DC_MAX(1, CONV_SPLIT_FLOATS / (k * g->ow));
+        p.nblk = (g->oh + p.rows - 1) / p.rows;
+        p.nchunks = g->n * p.nblk;
+        p.maxcols = p.rows * g->ow;
+        p.threads = (!backward && t > 1 && p.nchunks >= t) ? t : 1;
+        return p;
+    }
+    p.rows = g->oh;
+    p.nblk = 1;
     int64_t nb = (CONV_MIN_COLS + ohw - 1) / ohw;
     if (nb < 1) nb = 1;
     /* keep the column buffer bounded (but never below one image) */
@@ -117,10 +159,12 @@ static inline void scatter_add2(float *dst, const float *src, int64_t lo, int64_
     for (; j < hi; j++) dst[2 * j] += src[j];
 }
 
-/* col [c kh kw, ld] gets, for images x[0..nb) of one chunk, column i*ohw + oh*ow + ow. */
-void dc__conv_im2col(const dc_conv2d_geom *g, const float *x, int64_t nb, float *col, int64_t ld)
+/* col [c kh kw, ld] gets, for images x[0..nb) of one chunk and output rows [r0, r1),
+ * column i (r1 - r0) ow + (oh - r0) ow + ow. */
+void dc__conv_im2col(const dc_conv2d_geom *g, const float *x, int64_t nb, int64_t r0, int64_t r1, float *col,
+                     int64_t ld)
 {
-    const int64_t H = g->h, W = g->w, OH = g->oh, OW = g->ow, ohw = OH * OW, hw = H * W;
+    const int64_t H = g->h, W = g->w, OW = g->ow, ohw = (r1 - r0) * OW, hw = H * W;
     for (int64_t c = 0; c < g->c; c++) {
         for (int ki = 0; ki < g->kh; ki++) {
             for (int kj = 0; kj < g->kw; kj++) {
@@ -130,7 +174,7 @@ void dc__conv_im2col(const dc_conv2d_geom *g, const float *x, int64_t nb, float 
                 for (int64_t i = 0; i < nb; i++) {
                     const float *plane = x + (i * g->c + c) * hw;
                     float *dst = row + i * ohw;
-                    for (int64_t oh = 0; oh < OH; oh++, dst += OW) {
+                    for (int64_t oh = r0; oh < r1; oh++, dst += OW) {
                         int64_t ih = oh * g->sh - g->ph + (int64_t)ki * g->dh;
                         if (ih < 0 || ih >= H) {
                             memset(dst, 0, (size_t)OW * sizeof *dst);
@@ -153,11 +197,11 @@ void dc__conv_im2col(const dc_conv2d_geom *g, const float *x, int64_t nb, float 
     }
 }
 
-/* dx[0..nb) (zeroed here) = the adjoint of im2col applied to col. */
-void dc__conv_col2im(const dc_conv2d_geom *g, const float *col, int64_t ld, int64_t nb, float *dx)
+/* dx[0..nb) += the adjoint of im2col (same layout) applied to col. */
+void dc__conv_col2im(const dc_conv2d_geom *g, const float *col, int64_t ld, int64_t nb, int64_t r0, int64_t r1,
+                     float *dx)
 {
-    const int64_t H = g->h, W = g->w, OH = g->oh, OW = g->ow, ohw = OH * OW, hw = H * W;
-    memset(dx, 0, (size_t)(nb * g->c * hw) * sizeof *dx);
+    const int64_t H = g->h, W = g->w, OW = g->ow, ohw = (r1 - r0) * OW, hw = H * W;
     for (int64_t c = 0; c < g->c; c++) {
         for (int ki = 0; ki < g->kh; ki++) {
             for (int kj = 0; kj < g->kw; kj++) {
@@ -167,7 +211,7 @@ void dc__conv_col2im(const dc_conv2d_geom *g, const float *col, int64_t ld, int6
                 for (int64_t i = 0; i < nb; i++) {
                     float *plane = dx + (i * g->c + c) * hw;
                     const float *src = row + i * ohw;
-                    for (int64_t oh = 0; oh < OH; oh++, src += OW) {
+                    for (int64_t oh = r0; oh < r1; oh++, src += OW) {
                         int64_t ih = oh * g->sh - g->ph + (int64_t)ki * g->dh;
                         if (ih < 0 || ih >= H) continue;
                         float *dst = plane + ih * W + off_w;
@@ -208,13 +252,17 @@ static dc_status cpu_channel_sum(const float *dy, int64_t n, int64_t cj, int64_t
         double acc = 0;
         for (int64_t i = 0; i < n; i++) {
             const float *p = dy + (i * cj + j) * hw;
-            float a[8] = {0};
-            int64_t k = 0;
-            for (; k + 8 <= hw; k += 8)
-                for (int u = 0; u < 8; u++) a[u] += p[k + u];
-            double s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-            for (; k < hw; k++) s += p[k];
-            acc += s;
+            /* 8 float lanes over blocks of 1024, each block added in double */
+            for (int64_t k0 = 0; k0 < hw; k0 += 1024) {
+                const int64_t k1 = DC_MIN(hw, k0 + 1024);
+                float a[8] = {0};
+                int64_t k = k0;
+                for (; k + 8 <= k1; k += 8)
+                    for (int u = 0; u < 8; u++) a[u] += p[k + u];
+                double s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+                for (; k < k1; k++) s += p[k];
+                acc += s;
+            }
         }
         out[j] = (float)acc;
     }
@@ -225,38 +273,39 @@ static dc_status cpu_channel_sum(const float *dy, int64_t n, int64_t cj, int64_t
  * Forward
  * ------------------------------------------------------------------------------------- */
 
-/* One chunk of nb images starting at image n0. col / tmp are this thread's scratch. */
+/* One chunk (images n0.., rows r0..r1). col / tmp are this thread's scratch. A single image
+ * is multiplied straight into y (row stride ohw); several go through tmp [o, nb rows ow]. */
 static dc_status forward_chunk(const dc_backend *be, const dc_conv2d_geom *g, const float *x,
-                               const float *w, const float *bias, float *y, int64_t n0, int64_t nb,
-                               float *col, float *tmp)
+                               const float *w, const float *bias, float *y, chunk ch, float *col, float *tmp)
 {
-    const int64_t ohw = g->oh * g->ow, ncols = nb * ohw;
+    const int64_t ohw = g->oh * g->ow, bw = (ch.r1 - ch.r0) * g->ow, ncols = ch.nb * bw;
     const int64_t og = g->o / g->groups, kg = g->c / g->groups * g->kh * g->kw;
-    const float *xs = x + n0 * g->c * g->h * g->w;
+    const float *xs = x + ch.n0 * g->c * g->h * g->w;
     const float *b;
     int64_t ldb;
-    if (is_pointwise(g) && nb == 1) {
-        b = xs;
+    if (is_pointwise(g) && ch.nb == 1) {
+        b = xs + ch.r0 * g->ow;
         ldb = ohw;
     } else {
-        dc__conv_im2col(g, xs, nb, col, ncols);
+        dc__conv_im2col(g, xs, ch.nb, ch.r0, ch.r1, col, ncols);
         b = col;
         ldb = ncols;
     }
-    float *c = nb == 1 ? y + n0 * g->o * ohw : tmp;
+    float *c = ch.nb == 1 ? y + ch.n0 * g->o * ohw + ch.r0 * g->ow : tmp;
+    const int64_t ldc = ch.nb == 1 ? ohw : ncols;
     for (int gi = 0; gi < g->groups; gi++) {
         dc_status st = be->gemm(DC_NO_TRANS, DC_NO_TRANS, og, ncols, kg, 1.0f, w + gi * og * kg, kg,
-                                b + gi * kg * ldb, ldb, 0.0f, c + gi * og * ncols, ncols);
+                                b + gi * kg * ldb, ldb, 0.0f, c + gi * og * ldc, ldc);
         if (st) return st;
     }
-    for (int64_t i = 0; i < nb; i++) {
-        float *yi = y + (n0 + i) * g->o * ohw;
+    for (int64_t i = 0; i < ch.nb; i++) {
+        float *yi = y + (ch.n0 + i) * g->o * ohw + ch.r0 * g->ow;
         for (int64_t o = 0; o < g->o; o++) {
             float *dst = yi + o * ohw;
-            if (c != y + n0 * g->o * ohw) memcpy(dst, tmp + o * ncols + i * ohw, (size_t)ohw * sizeof *dst);
+            if (ch.nb > 1) memcpy(dst, tmp + o * ncols + i * bw, (size_t)bw * sizeof *dst);
             if (bias) {
                 float bv = bias[o];
-                for (int64_t j = 0; j < ohw; j++) dst[j] += bv;
+                for (int64_t j = 0; j < bw; j++) dst[j] += bv;
             }
         }
     }
@@ -267,10 +316,11 @@ static dc_status cpu_conv2d_forward(const dc_conv2d_geom *g, const float *x, con
                                     const float *bias, float *y)
 {
     if (g->n == 0 || g->o == 0 || g->oh * g->ow == 0) return DC_OK;
-    if (dc__conv_small_forward(g, x, w, bias, y)) return DC_OK;
+    /* Winograd first: where both apply (3x3, 16-32 output channels) it is the faster */
     if (dc__conv_winograd_ok(g)) return dc__conv_winograd_forward(g, x, w, bias, y);
+    if (dc__conv_small_forward(g, x, w, bias, y)) return DC_OK;
     const dc_backend *be = dc_backend_get(DC_CPU);
-    conv_plan p = make_plan(g);
+    conv_plan p = make_plan(g, false);
     const int64_t k = g->c * g->kh * g->kw;
     /* whole cache lines per thread, so threads never share one */
     const size_t per_thread = (size_t)((k * p.maxcols + (p.nb > 1 ? g->o * p.maxcols : 0) + 15) & ~(int64_t)15);
@@ -284,8 +334,7 @@ static dc_status cpu_conv2d_forward(const dc_conv2d_geom *g, const float *x, con
             float *col = scratch + (size_t)t * per_thread, *tmp = col + k * p.maxcols;
 #pragma omp for schedule(static)
             for (int64_t ci = 0; ci < p.nchunks; ci++) {
-                int64_t n0 = ci * p.nb, nb = DC_MIN(p.nb, g->n - n0);
-                dc_status s = forward_chunk(be, g, x, w, bias, y, n0, nb, col, tmp);
+                dc_status s = forward_chunk(be, g, x, w, bias, y, chunk_at(g, &p, ci), col, tmp);
                 if (s) {
 #pragma omp atomic write
                     st = s;
@@ -293,10 +342,8 @@ static dc_status cpu_conv2d_forward(const dc_conv2d_geom *g, const float *x, con
             }
         }
     } else {
-        for (int64_t ci = 0; ci < p.nchunks && !st; ci++) {
-            int64_t n0 = ci * p.nb, nb = DC_MIN(p.nb, g->n - n0);
-            st = forward_chunk(be, g, x, w, bias, y, n0, nb, scratch, scratch + k * p.maxcols);
-        }
+        for (int64_t ci = 0; ci < p.nchunks && !st; ci++)
+            st = forward_chunk(be, g, x, w, bias, y, chunk_at(g, &p, ci), scratch, scratch + k * p.maxcols);
     }
     be->free(scratch, (size_t)p.threads * per_thread * sizeof(float));
     return st;
@@ -314,39 +361,48 @@ static dc_status cpu_conv2d_forward(const dc_conv2d_geom *g, const float *x, con
 
 static dc_status backward_chunk(const dc_backend *be, const dc_conv2d_geom *g, const float *x,
                                 const float *w, const float *dy, float *dx, float *dw_acc,
-                                bool first, int64_t n0, int64_t nb, float *col, float *dyt)
+                                bool first, chunk ch, float *col, float *dyt)
 {
-    const int64_t ohw = g->oh * g->ow, ncols = nb * ohw;
+    const int64_t ohw = g->oh * g->ow, bw = (ch.r1 - ch.r0) * g->ow, ncols = ch.nb * bw;
     const int64_t og = g->o / g->groups, kg = g->c / g->groups * g->kh * g->kw;
     const int64_t chw = g->c * g->h * g->w;
-    const bool direct = is_pointwise(g) && nb == 1;
-    /* dy of the chunk as [o, nb ohw] */
+    const bool direct = is_pointwise(g) && ch.nb == 1;
+    /* dy of the chunk as [o, ncols] with row stride ldg */
     const float *gy;
-    if (nb == 1) {
-        gy = dy + n0 * g->o * ohw;
+    int64_t ldg;
+    if (ch.nb == 1) {
+        gy = dy + ch.n0 * g->o * ohw + ch.r0 * g->ow;
+        ldg = ohw;
     } else {
-        for (int64_t i = 0; i < nb; i++)
+        for (int64_t i = 0; i < ch.nb; i++)
             for (int64_t o = 0; o < g->o; o++)
-                memcpy(dyt + o * ncols + i * ohw, dy + ((n0 + i) * g->o + o) * ohw, (size_t)ohw * sizeof *dyt);
+                memcpy(dyt + o * ncols + i * ohw, dy + ((ch.n0 + i) * g->o + o) * ohw, (size_t)ohw * sizeof *dyt);
         gy = dyt;
+        ldg = ncols;
     }
+    /* the input rows of a pointwise layer are its output rows */
+    const float *xb = direct ? x + ch.n0 * chw + ch.r0 * g->ow : col;
+    const int64_t ldx = direct ? ohw : ncols;
     if (dw_acc) {
-        const float *b = direct ? x + n0 * chw : col;
-        if (!direct) dc__conv_im2col(g, x + n0 * chw, nb, col, ncols);
+        if (!direct) dc__conv_im2col(g, x + ch.n0 * chw, ch.nb, ch.r0, ch.r1, col, ncols);
         for (int gi = 0; gi < g->groups; gi++) {
-            dc_status st = be->gemm(DC_NO_TRANS, DC_TRANS, og, kg, ncols, 1.0f, gy + gi * og * ncols, ncols,
-                                    b + gi * kg * ncols, ncols, first ? 0.0f : 1.0f, dw_acc + gi * og * kg, kg);
+            dc_status st = be->gemm(DC_NO_TRANS, DC_TRANS, og, kg, ncols, 1.0f, gy + gi * og * ldg, ldg,
+                                    xb + gi * kg * ldx, ldx, first ? 0.0f : 1.0f, dw_acc + gi * og * kg, kg);
             if (st) return st;
         }
     }
     if (dx) {
-        float *dcol = direct ? dx + n0 * chw : col;
+        float *dcol = direct ? dx + ch.n0 * chw + ch.r0 * g->ow : col;
         for (int gi = 0; gi < g->groups; gi++) {
             dc_status st = be->gemm(DC_TRANS, DC_NO_TRANS, kg, ncols, og, 1.0f, w + gi * og * kg, kg,
-                                    gy + gi * og * ncols, ncols, 0.0f, dcol + gi * kg * ncols, ncols);
+                                    gy + gi * og * ldg, ldg, 0.0f, dcol + gi * kg * ldx, ldx);
             if (st) return st;
         }
-        if (!direct) dc__conv_col2im(g, dcol, ncols, nb, dx + n0 * chw);
+        if (!direct) {
+            /* a chunk's first rows start its images' dx; later row blocks add to it */
+            if (ch.r0 == 0) memset(dx + ch.n0 * chw, 0, (size_t)(ch.nb * chw) * sizeof *dx);
+            dc__conv_col2im(g, dcol, ncols, ch.nb, ch.r0, ch.r1, dx + ch.n0 * chw);
+        }
     }
     return DC_OK;
 }
@@ -363,8 +419,8 @@ static dc_status cpu_conv2d_backward(const dc_conv2d_geom *g, const float *x, co
         if (dw) memset(dw, 0, (size_t)wsize * sizeof *dw);
         return DC_OK;
     }
-    if (dc__conv_small_backward(g, x, w, dy, dx, dw)) return DC_OK;
-    if (dx && dc__conv_winograd_ok(g)) {
+    if (!dc__conv_winograd_ok(g) && dc__conv_small_backward(g, x, w, dy, dx, dw)) return DC_OK;
+    if (dx && dc__conv_winograd_dgrad_ok(g)) {
         dc_status st = dc__conv_winograd_backward_data(g, w, dy, dx);
         if (st) return st;
         dx = NULL;
@@ -376,7 +432,7 @@ static dc_status cpu_conv2d_backward(const dc_conv2d_geom *g, const float *x, co
     }
     if (!dx && !dw) return DC_OK; /* what is left, if anything, goes by im2col + GEMM */
     const dc_backend *be = dc_backend_get(DC_CPU);
-    conv_plan p = make_plan(g);
+    conv_plan p = make_plan(g, true);
     const int64_t k = g->c * g->kh * g->kw;
     /* per thread: col (also dcol), dy transposed (nb > 1), and a weight-gradient sum for
      * every thread but the first, which sums straight into dw */
@@ -395,8 +451,7 @@ static dc_status cpu_conv2d_backward(const dc_conv2d_geom *g, const float *x, co
             bool first = true;
 #pragma omp for schedule(static)
             for (int64_t ci = 0; ci < p.nchunks; ci++) {
-                int64_t n0 = ci * p.nb, nb = DC_MIN(p.nb, g->n - n0);
-                dc_status s = backward_chunk(be, g, x, w, dy, dx, acc, first, n0, nb, col, dyt);
+                dc_status s = backward_chunk(be, g, x, w, dy, dx, acc, first, chunk_at(g, &p, ci), col, dyt);
                 first = false;
                 if (s) {
 #pragma omp atomic write
@@ -416,10 +471,8 @@ static dc_status cpu_conv2d_backward(const dc_conv2d_geom *g, const float *x, co
             }
         }
     } else {
-        for (int64_t ci = 0; ci < p.nchunks && !st; ci++) {
-            int64_t n0 = ci * p.nb, nb = DC_MIN(p.nb, g->n - n0);
-            st = backward_chunk(be, g, x, w, dy, dx, dw, ci == 0, n0, nb, scratch, scratch + col_f);
-        }
+        for (int64_t ci = 0; ci < p.nchunks && !st; ci++)
+            st = backward_chunk(be, g, x, w, dy, dx, dw, ci == 0, chunk_at(g, &p, ci), scratch, scratch + col_f);
     }
     be->free(scratch, (size_t)p.threads * per_thread * sizeof(float));
     return st;

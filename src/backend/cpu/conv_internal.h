@@ -15,10 +15,13 @@ static inline dc_v8 dc_load8(const float *p) { return *(const dc_v8u *)p; }
 static inline void dc_store8(float *p, dc_v8 v) { *(dc_v8u *)p = v; }
 static inline dc_v8 dc_splat8(float s) { return (dc_v8){s, s, s, s, s, s, s, s}; }
 
-/* im2col of nb consecutive images of x into col [c kh kw, ld] (column i*oh*ow + p). */
-void dc__conv_im2col(const dc_conv2d_geom *g, const float *x, int64_t nb, float *col, int64_t ld);
-/* dx (nb images, overwritten) = the adjoint of im2col applied to col. */
-void dc__conv_col2im(const dc_conv2d_geom *g, const float *col, int64_t ld, int64_t nb, float *dx);
+/* im2col of output rows [r0, r1) of nb consecutive images of x into col [c kh kw, ld]
+ * (column i (r1 - r0) ow + p). */
+void dc__conv_im2col(const dc_conv2d_geom *g, const float *x, int64_t nb, int64_t r0, int64_t r1, float *col,
+                     int64_t ld);
+/* dx (nb images) += the adjoint of im2col applied to col (the same layout). */
+void dc__conv_col2im(const dc_conv2d_geom *g, const float *col, int64_t ld, int64_t nb, int64_t r0, int64_t r1,
+                     float *dx);
 
 /* Direct kernels for convolutions too small for GEMM (conv_small.c). Each returns false,
  * having done nothing, when the geometry is not one it handles. */
@@ -39,6 +42,7 @@ extern int dc__conv_wide;
 bool dc__conv_winograd_ok(const dc_conv2d_geom *g);
 dc_status dc__conv_winograd_forward(const dc_conv2d_geom *g, const float *x, const float *w, const float *bias,
                                     float *y);
+bool dc__conv_winograd_dgrad_ok(const dc_conv2d_geom *g);
 dc_status dc__conv_winograd_backward_data(const dc_conv2d_geom *g, const float *w, const float *dy, float *dx);
 /* The weight gradient by F(3x3, 2x2), for the layers with at least 16 tiles per image. */
 bool dc__conv_winograd_wgrad_ok(const dc_conv2d_geom *g);

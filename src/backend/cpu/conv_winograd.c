@@ -105,25 +105,47 @@ static int64_t skew(int64_t n)
     return (n / 16) % 2 ? n : n + 16;
 }
 
-/* One dimension of the weight transform (G g): 4 values for stride 1, 5 for stride 2. */
-static inline void g_1d(bool s2, float g0, float g1, float g2, float *t)
-{
-    if (s2) {
-        t[0] = g0, t[1] = g0 + g2, t[2] = g2, t[3] = g1, t[4] = g1;
-    } else {
-        t[0] = g0, t[1] = 0.5f * (g0 + g1 + g2), t[2] = 0.5f * (g0 - g1 + g2), t[3] = g2;
-    }
-}
-
 /* up [nxi][ps] with ps = skew(ceil(no / 6) 6 nc), each [ceil(no / 6)][nc][6] = G g G^T for
  * the 3x3 kernels g read at w + o so + c sc (row stride 3), optionally flipped in both
  * spatial dims; zero rows past no. The kernels are first gathered into nine arrays in the
- * packed order (g9 [9][ps]), so that the transform is a contiguous, vectorised loop writing
- * each of the outputs in order. */
+ * packed order (g9 [9][ps]); the transform then runs on 8 kernels at a time in vector
+ * registers, written once per stride for a type V (8 lanes, or 1 for the tail). */
+#define DEFINE_WT_TILES(NAME, V, LD, ST, S2)                                                   \
+    static inline void NAME(const float *g9, float *up, int64_t ps, int64_t j)                 \
+    {                                                                                          \
+        enum { T = (S2) ? 5 : 4 };                                                             \
+        V gk[3][3], t[T][3];                                                                   \
+        for (int ab = 0; ab < 9; ab++) gk[ab / 3][ab % 3] = LD(g9 + ab * ps + j);              \
+        for (int b = 0; b < 3; b++) { /* t = G g, column by column */                          \
+            if (S2) {                                                                          \
+                t[0][b] = gk[0][b], t[1][b] = gk[0][b] + gk[2][b], t[2][b] = gk[2][b];         \
+                t[3 % T][b] = gk[1][b], t[4 % T][b] = gk[1][b];                                \
+            } else {                                                                           \
+                t[0][b] = gk[0][b], t[1][b] = 0.5f * (gk[0][b] + gk[1][b] + gk[2][b]);         \
+                t[2][b] = 0.5f * (gk[0][b] - gk[1][b] + gk[2][b]), t[3][b] = gk[2][b];         \
+            }                                                                                  \
+        }                                                                                      \
+        for (int a = 0; a < T; a++) { /* U = t G^T, row by row */                              \
+            float *u = up + a * T * ps + j;                                                    \
+            if (S2) {                                                                          \
+                ST(u, t[a][0]), ST(u + ps, t[a][0] + t[a][2]), ST(u + 2 * ps, t[a][2]);        \
+                ST(u + 3 * ps, t[a][1]), ST(u + 4 * ps, t[a][1]);                              \
+            } else {                                                                           \
+                ST(u, t[a][0]), ST(u + ps, 0.5f * (t[a][0] + t[a][1] + t[a][2]));              \
+                ST(u + 2 * ps, 0.5f * (t[a][0] - t[a][1] + t[a][2])), ST(u + 3 * ps, t[a][2]); \
+            }                                                                                  \
+        }                                                                                      \
+    }
+static inline float wld1(const float *p) { return *p; }
+static inline void wst1(float *p, float v) { *p = v; }
+DEFINE_WT_TILES(wt_s1_8, dc_v8, dc_load8, dc_store8, 0)
+DEFINE_WT_TILES(wt_s1_1, float, wld1, wst1, 0)
+DEFINE_WT_TILES(wt_s2_8, dc_v8, dc_load8, dc_store8, 1)
+DEFINE_WT_TILES(wt_s2_1, float, wld1, wst1, 1)
+
 static void weight_transform(bool s2, const float *w, int64_t no, int64_t nc, int64_t so, int64_t sc, bool flip,
                              float *up, float *g9)
 {
-    const int T = s2 ? 5 : 4;
     const int64_t nob = rup(no, WINO_MR) / WINO_MR, np = nob * WINO_MR * nc, ps = skew(np);
 #pragma omp parallel for schedule(static) if (np > 16384)
     for (int64_t j = 0; j < np; j++) {
@@ -134,18 +156,13 @@ static void weight_transform(bool s2, const float *w, int64_t no, int64_t nc, in
 #pragma omp parallel for schedule(static) if (np > 16384)
     for (int64_t j0 = 0; j0 < np; j0 += 256) {
         const int64_t j1 = DC_MIN(np, j0 + 256);
-        for (int64_t j = j0; j < j1; j++) {
-            float gk[3][3], t[5][3], u[5];
-            for (int ab = 0; ab < 9; ab++) gk[ab / 3][ab % 3] = g9[ab * ps + j];
-            for (int b = 0; b < 3; b++) { /* t = G g, column by column */
-                float col[5];
-                g_1d(s2, gk[0][b], gk[1][b], gk[2][b], col);
-                for (int a = 0; a < T; a++) t[a][b] = col[a];
-            }
-            for (int a = 0; a < T; a++) { /* U = t G^T, row by row */
-                g_1d(s2, t[a][0], t[a][1], t[a][2], u);
-                for (int b = 0; b < T; b++) up[(a * T + b) * ps + j] = u[b];
-            }
+        int64_t j = j0;
+        if (s2) {
+            for (; j + 8 <= j1; j += 8) wt_s2_8(g9, up, ps, j);
+            for (; j < j1; j++) wt_s2_1(g9, up, ps, j);
+        } else {
+            for (; j + 8 <= j1; j += 8) wt_s1_8(g9, up, ps, j);
+            for (; j < j1; j++) wt_s1_1(g9, up, ps, j);
         }
     }
 }
@@ -164,7 +181,12 @@ static void weight_transform(bool s2, const float *w, int64_t no, int64_t nc, in
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));
 
-#define DEFINE_WGEMM(NAME, V, VU, VW, ATTR)                                                    \
+/* broadcasts written as initialisers: (V){0} + s would cost an add per broadcast, which
+ * the compiler may not drop (0 + -0 is +0) */
+#define SPLAT8(s) {s, s, s, s, s, s, s, s}
+#define SPLAT16(s) {s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s}
+
+#define DEFINE_WGEMM(NAME, V, VU, VW, SPLAT, ATTR)                                                    \
     ATTR static void NAME(int64_t no, int64_t nc, int64_t ncols, const float *up, const float *v, int64_t ld, \
                           float *m)                                                            \
     {                                                                                          \
@@ -191,7 +213,8 @@ typedef float v16u __attribute__((vector_size(64), aligned(4)));
                         for (int64_t p = 0; p < kn; p++) {                                     \
                             V b0 = *(const VU *)(vb + p * ld), b1 = *(const VU *)(vb + p * ld + (VW)); \
                             for (int r = 0; r < WINO_MR; r++) {                                \
-                                V s = (V){0} + a[p * WINO_MR + r];                             \
+                                const float sv = a[p * WINO_MR + r];                           \
+                                V s = SPLAT(sv);                                               \
                                 acc[r][0] += s * b0;                                           \
                                 acc[r][1] += s * b1;                                           \
                             }                                                                  \
@@ -205,10 +228,10 @@ typedef float v16u __attribute__((vector_size(64), aligned(4)));
             }                                                                                  \
         }                                                                                      \
     }
-DEFINE_WGEMM(wgemm8, dc_v8, dc_v8u, 8, )
-DEFINE_WGEMM(wgemm16, v16, v16u, 16, )
+DEFINE_WGEMM(wgemm8, dc_v8, dc_v8u, 8, SPLAT8, )
+DEFINE_WGEMM(wgemm16, v16, v16u, 16, SPLAT16, )
 #if defined(__x86_64__) && defined(__GNUC__)
-DEFINE_WGEMM(wgemm16_avx512, v16, v16u, 16, __attribute__((target("avx512f"))))
+DEFINE_WGEMM(wgemm16_avx512, v16, v16u, 16, SPLAT16, __attribute__((target("avx512f"))))
 #define HAVE_WGEMM_AVX512 1
 #endif
 
@@ -248,6 +271,9 @@ typedef struct wino {
     int64_t o, oh, ow;    /* destination */
     int ph, pw;
     int64_t th, tw, tpi;  /* tiles down, across, per image */
+    /* the chunk being transformed: tile rows [a0, a1) of each image, whose columns sit
+     * cpi = (a1 - a0) tw apart (the whole image, a0 = 0 and a1 = th, unless images are split) */
+    int64_t a0, a1, cpi;
 } wino;
 
 /* scratch floats a pass needs for its row buffers */
@@ -438,7 +464,7 @@ static void input_transform(const wino *p, const float *x, int64_t nb, float *v,
     for (int64_t i = 0; i < nb; i++) {
         for (int64_t c = 0; c < p->c; c++) {
             const float *plane = x + (i * p->c + c) * p->h * p->w;
-            for (int64_t a = 0; a < p->th; a++) {
+            for (int64_t a = p->a0; a < p->a1; a++) {
                 for (int k = 0; k < 4; k++) {
                     int64_t ih = 2 * a - p->ph + k;
                     memset(r, 0, (size_t)wrow * sizeof *r);
@@ -450,7 +476,7 @@ static void input_transform(const wino *p, const float *x, int64_t nb, float *v,
                         d[j] = r[2 * j + 1];
                     }
                 }
-                float *dst = v + c * ld + i * p->tpi + a * tw;
+                float *dst = v + c * ld + i * p->cpi + (a - p->a0) * tw;
                 int64_t j = 0;
                 for (; j + 8 <= tw; j += 8) input_tiles8(ev, od, tw1, dst, xs, j);
                 for (; j < tw; j++) input_tiles1(ev, od, tw1, dst, xs, j);
@@ -485,8 +511,8 @@ static void output_transform(const wino *p, const float *m, int64_t ld, int64_t 
         for (int64_t o = 0; o < p->o; o++) {
             float *plane = y + (i * p->o + o) * p->oh * p->ow;
             const float bv = bias ? bias[o] : 0.0f;
-            for (int64_t a = 0; a < p->th; a++) {
-                const float *src = m + o * ld + i * p->tpi + a * tw;
+            for (int64_t a = p->a0; a < p->a1; a++) {
+                const float *src = m + o * ld + i * p->cpi + (a - p->a0) * tw;
                 int64_t j = 0;
                 for (; j + 8 <= tw; j += 8) output_tiles8(src, xs, qe, qo, tw, bv, j);
                 for (; j < tw; j++) output_tiles1(src, xs, qe, qo, tw, bv, j);
@@ -529,7 +555,7 @@ static void input_transform_s2(const wino *p, const float *x, int64_t nb, float 
     for (int64_t i = 0; i < nb; i++) {
         for (int64_t c = 0; c < p->c; c++) {
             const float *plane = x + (i * p->c + c) * p->h * p->w;
-            for (int64_t a = 0; a < p->th; a++) {
+            for (int64_t a = p->a0; a < p->a1; a++) {
                 for (int k = 0; k < 5; k++) {
                     int64_t ih = 4 * a - p->ph + k;
                     memset(r, 0, (size_t)wrow * sizeof *r);
@@ -537,7 +563,7 @@ static void input_transform_s2(const wino *p, const float *x, int64_t nb, float 
                         memcpy(r + lo, plane + ih * p->w, (size_t)(hi - lo) * sizeof *r);
                     split4(r, tw1, ph4 + k * 4 * tw1);
                 }
-                float *dst = v + c * ld + i * p->tpi + a * tw;
+                float *dst = v + c * ld + i * p->cpi + (a - p->a0) * tw;
                 int64_t j = 0;
                 for (; j + 8 <= tw; j += 8) input2_tiles8(ph4, tw1, dst, xs, j);
                 for (; j < tw; j++) input2_tiles1(ph4, tw1, dst, xs, j);
@@ -556,8 +582,8 @@ static void output_transform_s2(const wino *p, const float *m, int64_t ld, int64
         for (int64_t o = 0; o < p->o; o++) {
             float *plane = y + (i * p->o + o) * p->oh * p->ow;
             const float bv = bias ? bias[o] : 0.0f;
-            for (int64_t a = 0; a < p->th; a++) {
-                const float *src = m + o * ld + i * p->tpi + a * tw;
+            for (int64_t a = p->a0; a < p->a1; a++) {
+                const float *src = m + o * ld + i * p->cpi + (a - p->a0) * tw;
                 int64_t j = 0;
                 for (; j + 8 <= tw; j += 8) output2_tiles8(src, xs, qe, qo, tw, bv, j);
                 for (; j < tw; j++) output2_tiles1(src, xs, qe, qo, tw, bv, j);
@@ -581,9 +607,9 @@ static void patch_transform_s2(const wino *p, const float *m, int64_t ld, int64_
         for (int64_t o = 0; o < p->o; o++) {
             float *dst = dx + (i * p->o + o) * p->oh * p->ow;
             memset(z, 0, (size_t)(5 * zr) * sizeof *z);
-            for (int64_t a = 0; a <= p->th; a++) {
+            for (int64_t a = 0; a <= p->th; a++) { /* whole images only (see dgrad_ok) */
                 if (a < p->th) {
-                    const float *src = m + o * ld + i * p->tpi + a * tw;
+                    const float *src = m + o * ld + i * p->cpi + (a - p->a0) * tw;
                     int64_t j = 0;
                     for (; j + 8 <= tw; j += 8) patch2_tiles8(src, xs, z, tw1, j);
                     for (; j < tw; j++) patch2_tiles1(src, xs, z, tw1, j);
@@ -618,7 +644,7 @@ static void dy_transform(const wino *p, const float *dy, int64_t nb, float *e, i
     for (int64_t i = 0; i < nb; i++) {
         for (int64_t o = 0; o < p->c; o++) {
             const float *plane = dy + (i * p->c + o) * p->h * p->w;
-            for (int64_t a = 0; a < p->th; a++) {
+            for (int64_t a = p->a0; a < p->a1; a++) {
                 for (int k = 0; k < 2; k++) {
                     float *ev = k ? ev1 : ev0, *od = k ? od1 : od0;
                     int64_t row = 2 * a + k;
@@ -638,7 +664,7 @@ static void dy_transform(const wino *p, const float *dy, int64_t nb, float *e, i
                         od[full] = 0.0f;
                     }
                 }
-                float *dst = e + o * ld + i * p->tpi + a * tw;
+                float *dst = e + o * ld + i * p->cpi + (a - p->a0) * tw;
                 int64_t j = 0;
                 if (p->s2) {
                     for (; j + 8 <= tw; j += 8) dy2_tiles8(ev0, od0, ev1, od1, dst, xs, j);
@@ -653,16 +679,33 @@ static void dy_transform(const wino *p, const float *dy, int64_t nb, float *e, i
 }
 
 /* Chunks of whole images: enough tiles for an efficient GEMM, their transformed buffers
- * within the cache budget, and as many chunks as threads where the batch allows. */
+ * within the cache budget, and as many chunks as threads where the batch allows. An image
+ * whose buffers alone would pass WINO_SPLIT_FLOATS (a 512x512 VAE layer: 2 GB) is cut into
+ * blocks of tile rows instead, one per chunk. */
+#define WINO_SPLIT_FLOATS (1 << 22)
+
 typedef struct wino_plan {
     int64_t nb, nchunks;
+    int64_t rows, nblk; /* tile rows per chunk and blocks per image (th and 1 unless split) */
     int threads;
 } wino_plan;
+
+static bool wino_split(const wino *p) { return (p->c + p->o) * p->tpi * p->nxi > WINO_SPLIT_FLOATS && p->th > 1; }
 
 static wino_plan plan_chunks(const wino *p, int64_t min_tiles)
 {
     wino_plan q;
     int t = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (wino_split(p)) {
+        q.nb = 1;
+        q.rows = DC_MAX(1, WINO_SPLIT_FLOATS / ((p->c + p->o) * p->tw * p->nxi));
+        q.nblk = (p->th + q.rows - 1) / q.rows;
+        q.nchunks = p->n * q.nblk;
+        q.threads = (t > 1 && q.nchunks >= t) ? t : 1;
+        return q;
+    }
+    q.rows = p->th;
+    q.nblk = 1;
     int64_t nb = (min_tiles + p->tpi - 1) / p->tpi;
     while (nb > 1 && (p->c + p->o) * nb * p->tpi * p->nxi > 16 * WINO_CHUNK_FLOATS) nb--;
     if (nb > p->n) nb = p->n;
@@ -681,6 +724,25 @@ static wino_plan plan_chunks(const wino *p, int64_t min_tiles)
     return q;
 }
 
+/* chunk ci of the plan: images [*n0, *n0 + *cnt) and the pass restricted to its tile rows */
+static wino chunk_pass(const wino *p, const wino_plan *q, int64_t ci, int64_t *n0, int64_t *cnt)
+{
+    wino c = *p;
+    if (q->nblk > 1) {
+        *n0 = ci / q->nblk;
+        *cnt = 1;
+        c.a0 = (ci % q->nblk) * q->rows;
+        c.a1 = DC_MIN(p->th, c.a0 + q->rows);
+    } else {
+        *n0 = ci * q->nb;
+        *cnt = DC_MIN(q->nb, p->n - *n0);
+        c.a0 = 0;
+        c.a1 = p->th;
+    }
+    c.cpi = (c.a1 - c.a0) * p->tw;
+    return c;
+}
+
 typedef void (*in_fn)(const wino *p, const float *src, int64_t nb, float *v, int64_t ld, int64_t xs, float *buf);
 typedef void (*out_fn)(const wino *p, const float *m, int64_t ld, int64_t xs, int64_t nb, const float *bias,
                        float *dst, float *buf);
@@ -695,7 +757,8 @@ static dc_status winograd_run(const wino *p, in_fn in, out_fn out, const float *
     const int threads = q.threads;
     int64_t nr;
     const wgemm_fn wgemm = pick_wgemm(&nr);
-    const int64_t ld = skew(rup(nb * p->tpi, nr)); /* tile columns per chunk, whole panels */
+    const int64_t maxcols = q.nblk > 1 ? q.rows * p->tw : nb * p->tpi;
+    const int64_t ld = skew(rup(maxcols, nr)); /* tile columns per chunk, whole panels */
     const int64_t om = rup(p->o, WINO_MR);         /* M rows, whole register blocks */
     const int64_t vs = skew(p->c * ld), ms = skew(om * ld);
     const size_t per_thread = (size_t)(p->nxi * (vs + ms) + rows_floats(p));
@@ -709,11 +772,13 @@ static dc_status winograd_run(const wino *p, in_fn in, out_fn out, const float *
         memset(v, 0, (size_t)(p->nxi * vs) * sizeof *v);
 #pragma omp for schedule(static)
         for (int64_t ci = 0; ci < nchunks; ci++) {
-            int64_t n0 = ci * nb, cnt = DC_MIN(nb, p->n - n0), cols = rup(cnt * p->tpi, nr);
-            in(p, src + n0 * p->c * p->h * p->w, cnt, v, ld, vs, rows);
+            int64_t n0, cnt;
+            wino pc = chunk_pass(p, &q, ci, &n0, &cnt);
+            int64_t cols = rup(cnt * pc.cpi, nr);
+            in(&pc, src + n0 * p->c * p->h * p->w, cnt, v, ld, vs, rows);
             for (int xi = 0; xi < p->nxi; xi++)
                 wgemm(p->o, p->c, cols, up + xi * ps, v + xi * vs, ld, m + xi * ms);
-            out(p, m, ld, ms, cnt, bias, dst + n0 * p->o * p->oh * p->ow, rows);
+            out(&pc, m, ld, ms, cnt, bias, dst + n0 * p->o * p->oh * p->ow, rows);
         }
     }
     be->free(scratch, (size_t)threads * per_thread * sizeof(float));
@@ -744,7 +809,17 @@ static wino forward_pass(const dc_conv2d_geom *g)
     p.th = (g->oh + 1) / 2;
     p.tw = (g->ow + 1) / 2;
     p.tpi = p.th * p.tw;
+    p.a0 = 0, p.a1 = p.th, p.cpi = p.tpi;
     return p;
+}
+
+bool dc__conv_winograd_dgrad_ok(const dc_conv2d_geom *g)
+{
+    if (!dc__conv_winograd_ok(g)) return false;
+    /* the stride-2 input gradient adds overlapping patches across tile rows, so it runs on
+     * whole images only */
+    wino p = forward_pass(g);
+    return !p.s2 || !wino_split(&p);
 }
 
 dc_status dc__conv_winograd_forward(const dc_conv2d_geom *g, const float *x, const float *w, const float *bias,
@@ -765,6 +840,7 @@ dc_status dc__conv_winograd_backward_data(const dc_conv2d_geom *g, const float *
         p.th = (g->h + 1) / 2;
         p.tw = (g->w + 1) / 2;
         p.tpi = p.th * p.tw;
+        p.a0 = 0, p.a1 = p.th, p.cpi = p.tpi;
         return transform_and_run(&p, input_transform, output_transform, w, 9, g->c * 9, true, dy, NULL, dx);
     }
     /* stride 2: the adjoint algorithm on the forward pass's tiles, source dy, destination dx,
@@ -774,6 +850,7 @@ dc_status dc__conv_winograd_backward_data(const dc_conv2d_geom *g, const float *
     p.th = (g->oh + 1) / 2;
     p.tw = (g->ow + 1) / 2;
     p.tpi = p.th * p.tw;
+    p.a0 = 0, p.a1 = p.th, p.cpi = p.tpi;
     return transform_and_run(&p, dy_transform, patch_transform_s2, w, 9, g->c * 9, false, dy, NULL, dx);
 }
 
@@ -783,17 +860,20 @@ dc_status dc__conv_winograd_backward_data(const dc_conv2d_geom *g, const float *
  * accumulated per thread and added in thread order; dW = G^T Mw G per (o, c).
  * ------------------------------------------------------------------------------------- */
 
-/* one dimension of G^T m: 3 values from 4 (stride 1) or 5 (stride 2) */
-static inline void gt_1d(bool s2, const float *m, int stride, float *w)
+/* tiles per float GEMM sum of the weight gradient (see below) */
+#define WINO_WG_K 512
+
+/* one dimension of G^T m: 3 values from 4 (stride 1) or 5 (stride 2), in double */
+static inline void gt_1d(bool s2, const double *m, int stride, double *w)
 {
     if (s2) {
         w[0] = m[0] + m[stride];
         w[1] = m[3 * stride] + m[4 * stride];
         w[2] = m[stride] + m[2 * stride];
     } else {
-        w[0] = m[0] + 0.5f * (m[stride] + m[2 * stride]);
-        w[1] = 0.5f * (m[stride] - m[2 * stride]);
-        w[2] = 0.5f * (m[stride] + m[2 * stride]) + m[3 * stride];
+        w[0] = m[0] + 0.5 * (m[stride] + m[2 * stride]);
+        w[1] = 0.5 * (m[stride] - m[2 * stride]);
+        w[2] = 0.5 * (m[stride] + m[2 * stride]) + m[3 * stride];
     }
 }
 
@@ -801,61 +881,74 @@ dc_status dc__conv_winograd_backward_weight(const dc_conv2d_geom *g, const float
 {
     const dc_backend *be = dc_backend_get(DC_CPU);
     wino p = forward_pass(g);
-    /* dy as the source of its own pass: same tiles */
-    wino pd = p;
-    pd.c = g->o, pd.h = g->oh, pd.w = g->ow;
     const int nxi = p.nxi, T = p.s2 ? 5 : 4;
     /* the reduction runs over tiles: take chunks of at least 512 tiles where memory allows */
     wino_plan q = plan_chunks(&p, 512);
-    const int64_t ld = skew(q.nb * p.tpi), oc = g->o * g->c;
+    const int64_t ld = skew(q.nblk > 1 ? q.rows * p.tw : q.nb * p.tpi), oc = g->o * g->c;
     const int64_t vs = skew(g->c * ld), es = skew(g->o * ld), mws = skew(oc);
     const int64_t rows_f = rows_floats(&p);
     const size_t per_thread = (size_t)(nxi * (vs + es) + rows_f + nxi * mws);
+    const size_t acc_per_thread = (size_t)(nxi * mws);
     float *scratch = be->alloc((size_t)q.threads * per_thread * sizeof(float));
-    if (!scratch) return dc_last_status();
+    double *accs = scratch ? be->alloc((size_t)q.threads * acc_per_thread * sizeof(double)) : NULL;
+    if (!accs) {
+        be->free(scratch, (size_t)q.threads * per_thread * sizeof(float));
+        return dc_last_status();
+    }
     dc_status st = DC_OK;
 #pragma omp parallel num_threads(q.threads)
     {
         int t = omp_get_thread_num();
         float *v = scratch + (size_t)t * per_thread, *e = v + nxi * vs, *rows = e + nxi * es;
         float *mw = rows + rows_f;
-        memset(mw, 0, (size_t)(nxi * mws) * sizeof *mw);
+        double *acc = accs + (size_t)t * acc_per_thread;
+        memset(acc, 0, acc_per_thread * sizeof *acc);
 #pragma omp for schedule(static)
         for (int64_t ci = 0; ci < q.nchunks; ci++) {
-            int64_t n0 = ci * q.nb, cnt = DC_MIN(q.nb, g->n - n0), cols = cnt * p.tpi;
+            int64_t n0, cnt;
+            wino pc = chunk_pass(&p, &q, ci, &n0, &cnt), pdc = pc;
+            pdc.c = g->o, pdc.h = g->oh, pdc.w = g->ow; /* dy as the source: same tiles */
+            int64_t cols = cnt * pc.cpi;
             if (p.s2)
-                input_transform_s2(&p, x + n0 * g->c * g->h * g->w, cnt, v, ld, vs, rows);
+                input_transform_s2(&pc, x + n0 * g->c * g->h * g->w, cnt, v, ld, vs, rows);
             else
-                input_transform(&p, x + n0 * g->c * g->h * g->w, cnt, v, ld, vs, rows);
-            dy_transform(&pd, dy + n0 * g->o * g->oh * g->ow, cnt, e, ld, es, rows);
-            for (int xi = 0; xi < nxi; xi++) {
-                dc_status s = be->gemm(DC_NO_TRANS, DC_TRANS, g->o, g->c, cols, 1.0f, e + xi * es, ld, v + xi * vs, ld,
-                                       1.0f, mw + xi * mws, g->c);
-                if (s) {
+                input_transform(&pc, x + n0 * g->c * g->h * g->w, cnt, v, ld, vs, rows);
+            dy_transform(&pdc, dy + n0 * g->o * g->oh * g->ow, cnt, e, ld, es, rows);
+            /* float sums over at most WINO_WG_K tiles, added up in double: the transformed
+             * products cancel in G^T M G, and one long float sum over a large image loses
+             * about 1e-5 of the result (a 260x270 image, against 5e-7 this way) */
+            for (int64_t k0 = 0; k0 < cols; k0 += WINO_WG_K) {
+                const int64_t kn = DC_MIN(WINO_WG_K, cols - k0);
+                for (int xi = 0; xi < nxi; xi++) {
+                    dc_status s = be->gemm(DC_NO_TRANS, DC_TRANS, g->o, g->c, kn, 1.0f, e + xi * es + k0, ld,
+                                           v + xi * vs + k0, ld, 0.0f, mw + xi * mws, g->c);
+                    if (s) {
 #pragma omp atomic write
-                    st = s;
+                        st = s;
+                    }
                 }
+                for (int64_t i = 0; i < nxi * mws; i++) acc[i] += mw[i];
             }
         }
         /* dW = G^T (sum over threads of Mw) G, per (o, c); the loop's barrier comes first */
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < oc; i++) {
-            float m[25], tt[3][5];
+            double m[25], tt[3][5], d[3][3];
             for (int xi = 0; xi < nxi; xi++) {
-                float sum = 0.0f;
-                for (int u = 0; u < q.threads; u++)
-                    sum += scratch[(size_t)u * per_thread + (per_thread - (size_t)(nxi * mws)) + (size_t)(xi * mws + i)];
+                double sum = 0.0;
+                for (int u = 0; u < q.threads; u++) sum += accs[(size_t)u * acc_per_thread + (size_t)(xi * mws + i)];
                 m[xi] = sum;
             }
             for (int b = 0; b < T; b++) { /* G^T m, column by column */
-                float col[3];
+                double col[3];
                 gt_1d(p.s2, m + b, T, col);
                 for (int a = 0; a < 3; a++) tt[a][b] = col[a];
             }
-            float *d = dw + i * 9; /* (o, c) row-major = i */
-            for (int a = 0; a < 3; a++) gt_1d(p.s2, tt[a], 1, d + a * 3); /* times G */
+            for (int a = 0; a < 3; a++) gt_1d(p.s2, tt[a], 1, d[a]); /* times G */
+            for (int a = 0; a < 9; a++) dw[i * 9 + a] = (float)d[a / 3][a % 3]; /* (o, c) row-major = i */
         }
     }
+    be->free(accs, (size_t)q.threads * acc_per_thread * sizeof(double));
     be->free(scratch, (size_t)q.threads * per_thread * sizeof(float));
     return st;
 }
