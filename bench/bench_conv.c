@@ -9,8 +9,9 @@
  * and other processes only ever add time). "fwd" runs with grad off; "fwd+bwd" runs the
  * forward with grad on and backward from a fixed output gradient, computing the gradients
  * of weight, bias (LeNet) and input (except for layers fed by the data: ResNet's stem and
- * LeNet's conv1), as training does. Output lines "RESULT name fwd_ms fwdbwd_ms gflop" are
- * what run_core.sh reads. */
+ * LeNet's conv1), as training does. Each run is timed on the wall clock and in process CPU
+ * time (all threads); on a loaded machine the CPU time is the steadier figure. Output lines
+ * "RESULT name fwd_ms fwdbwd_ms gflop fwd_cpu_ms fwdbwd_cpu_ms" are what run_core.sh reads. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,10 +43,10 @@ static const shape SHAPES[] = {
     {"lenet_conv2_6-16_14", 0, 6, 16, 14, 5, 1, 0, 1, 1},
 };
 
-static double now(void)
+static double clock_s(clockid_t id)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -66,11 +67,11 @@ typedef struct setup {
     dc_conv2d_args args;
 } setup;
 
-/* one timed step; returns seconds */
-static double step(setup *s, int backward)
+/* one timed step; returns wall seconds, and process CPU seconds in *cpu */
+static double step(setup *s, int backward, double *cpu)
 {
     dc_pool_mark m = dc_pool_push();
-    double t0 = now();
+    double c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID), t0 = clock_s(CLOCK_MONOTONIC);
     if (!backward) {
         bool prev = dc_set_grad_enabled(false);
         if (!dc_conv2d(s->x, s->w, s->b, s->args)) die("conv2d");
@@ -79,7 +80,8 @@ static double step(setup *s, int backward)
         dc_tensor *y = dc_conv2d(s->x, s->w, s->b, s->args);
         if (!y || dc_backward(y, s->gy, false)) die("conv2d backward");
     }
-    double t = now() - t0;
+    double t = clock_s(CLOCK_MONOTONIC) - t0;
+    *cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
     dc_pool_pop(m);
     /* as PyTorch's zero_grad(set_to_none=True) between steps */
     dc_zero_grad(s->x);
@@ -88,13 +90,16 @@ static double step(setup *s, int backward)
     return t;
 }
 
-static double best_time(setup *s, int backward, int reps)
+/* best wall time of reps runs (after two warm-ups); the best CPU time goes to *cpu */
+static double best_time(setup *s, int backward, int reps, double *cpu)
 {
-    double ts[64];
+    double ts[64], cs[64], c;
     if (reps > 64) reps = 64;
-    for (int i = 0; i < 2; i++) step(s, backward);
-    for (int i = 0; i < reps; i++) ts[i] = step(s, backward);
+    for (int i = 0; i < 2; i++) step(s, backward, &c);
+    for (int i = 0; i < reps; i++) ts[i] = step(s, backward, &cs[i]);
     qsort(ts, (size_t)reps, sizeof *ts, cmp_double);
+    qsort(cs, (size_t)reps, sizeof *cs, cmp_double);
+    *cpu = cs[0];
     return ts[0];
 }
 
@@ -134,12 +139,14 @@ int main(int argc, char **argv)
         s.gy = dc_randn(DC_SHAPE(n, sh->o, ohw, ohw), &rng);
         if (!s.gy) die("setup");
         double flop = 2.0 * n * sh->o * (double)(ohw * ohw) * sh->c * sh->k * sh->k;
-        double tf = best_time(&s, 0, reps);
-        double tb = best_time(&s, 1, reps);
+        double cf, cb;
+        double tf = best_time(&s, 0, reps, &cf);
+        double tb = best_time(&s, 1, reps, &cb);
         double fb_flop = flop * (sh->grad_x ? 3 : 2);
         printf("%-28s %6d %10.3f %10.1f %10.3f %10.1f\n", sh->name, n, tf * 1e3, flop / tf * 1e-9, tb * 1e3,
                fb_flop / tb * 1e-9);
-        printf("RESULT %s %.6f %.6f %.1f\n", sh->name, tf * 1e3, tb * 1e3, fb_flop * 1e-9);
+        printf("RESULT %s %.6f %.6f %.1f %.6f %.6f\n", sh->name, tf * 1e3, tb * 1e3, fb_flop * 1e-9, cf * 1e3,
+               cb * 1e3);
         fflush(stdout);
         dc_tensor_release(s.x);
         dc_tensor_release(s.w);

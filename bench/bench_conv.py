@@ -7,7 +7,8 @@ after two warm-ups (the minimum: shared machines only add time); "fwd" under no_
 Run it as bench/run_core.sh does (Debian's torch, OpenBLAS, 2 threads):
     LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OMP_NUM_THREADS=2 \\
         /usr/bin/python3 bench/bench_conv.py [--batch N] [--reps R] [--only NAME] [--threads T]
-Prints "RESULT name fwd_ms fwdbwd_ms gflop" lines like bench_conv.
+Prints "RESULT name fwd_ms fwdbwd_ms gflop fwd_cpu_ms fwdbwd_cpu_ms" lines like bench_conv
+(CPU = process CPU time of all threads).
 """
 import argparse
 import os
@@ -35,19 +36,21 @@ SHAPES = [
 
 
 def best_time(fn, reps, reset=None):
-    """minimum seconds of fn(); reset() (untimed) runs after each call"""
+    """(minimum wall seconds, minimum process CPU seconds) of fn(); reset() (untimed) runs
+    after each call"""
     for _ in range(2):
         fn()
         if reset:
             reset()
-    ts = []
+    ts, cs = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
+        cs.append(time.process_time() - c0)
         if reset:
             reset()
-    return min(ts)
+    return min(ts), min(cs)
 
 
 def main():
@@ -87,13 +90,13 @@ def main():
             if b is not None:
                 b.grad = None
 
-        tf = best_time(fwd, a.reps)
-        tb = best_time(fwd_bwd, a.reps, reset)
+        tf, cf = best_time(fwd, a.reps)
+        tb, cb = best_time(fwd_bwd, a.reps, reset)
         flop = 2.0 * n * o * ohw * ohw * c * k * k
         fb = flop * (3 if grad_x else 2)
         print(f"{name:28s} {n:6d} {tf * 1e3:10.3f} {flop / tf * 1e-9:10.1f} {tb * 1e3:10.3f} "
               f"{fb / tb * 1e-9:10.1f}")
-        print(f"RESULT {name} {tf * 1e3:.6f} {tb * 1e3:.6f} {fb * 1e-9:.1f}", flush=True)
+        print(f"RESULT {name} {tf * 1e3:.6f} {tb * 1e3:.6f} {fb * 1e-9:.1f} {cf * 1e3:.6f} {cb * 1e3:.6f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -291,6 +291,7 @@ static void test_fast_paths_match_gemm(void **state)
     run_paths(2, 16, 12, 24, 3, 1, 0, true);   /* padding 0 (input gradient padding 2) */
     run_paths(3, 16, 33, 24, 3, 2, 1, true);   /* stride 2, 5x5 transforms: all three passes */
     run_paths(2, 16, 31, 20, 3, 2, 0, false);  /* stride 2, odd size, no padding */
+    run_paths(20, 16, 16, 24, 3, 2, 1, true);  /* stride 2, 8x8 outputs: Winograd forward only */
     run_paths(5, 3, 32, 64, 3, 1, 1, false);   /* stem: direct kernels, channels in the lanes */
     run_paths(9, 1, 28, 6, 5, 1, 2, true);     /* LeNet conv1 */
     run_paths(9, 6, 14, 16, 5, 1, 0, true);    /* LeNet conv2 */

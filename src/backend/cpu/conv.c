@@ -18,8 +18,11 @@
  * a fixed thread count. With fewer chunks than threads (batch 1 inference) the chunks run
  * one after another and each GEMM uses all threads instead.
  *
- * Small convolutions whose GEMMs would be too thin for BLAS (LeNet's 1 -> 6 and 6 -> 16
- * channels) have direct kernels in conv_small.c. */
+ * Two other families take the shapes where they are faster (the dispatch is at the top of
+ * cpu_conv2d_forward / cpu_conv2d_backward): 3x3 convolutions with stride 1 or 2 and enough
+ * channels run by Winograd-style transforms (conv_winograd.c), and stride-1 convolutions
+ * whose GEMMs would be too thin for BLAS (LeNet's 1 -> 6 and 6 -> 16 channels, a 3-channel
+ * stem) by direct kernels (conv_small.c). dc__conv_path = 1 forces this file's path (tests). */
 #include <omp.h>
 
 #include "../../core/internal.h"
@@ -181,6 +184,12 @@ void dc__conv_im2col(const dc_conv2d_geom *g, const float *x, int64_t nb, int64_
                             continue;
                         }
                         const float *src = plane + ih * W + off_w;
+                        /* rows two or more apart defeat the hardware prefetcher (a 1x1 stride-2
+                         * layer spent a third of its time waiting here): ask for rows four ahead */
+                        if (g->sh > 1) {
+                            const char *next = (const char *)(src + 4 * g->sh * W);
+                            for (int64_t b = 0; b < W * 4; b += 64) __builtin_prefetch(next + b);
+                        }
                         for (int64_t j = 0; j < lo; j++) dst[j] = 0.0f;
                         if (g->sw == 1) {
                             memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);

@@ -250,6 +250,15 @@ static void ovec_wgrad_acc(int64_t nq_all, const int64_t *qoff_all, int64_t K, c
     }
 }
 
+/* Copies one short row (an image row of a few dozen floats): inline vector moves, where a
+ * memcpy call per row costs as much as the copy itself at these sizes. */
+static inline void copy_row(float *dst, const float *src, int64_t n)
+{
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) store8(dst + j, load8(src + j));
+    for (; j < n; j++) dst[j] = src[j];
+}
+
 /* ---------------------------------------------------------------------------------------
  * The padded-row layout
  *
@@ -334,8 +343,7 @@ static void flat_pad(const dc_conv2d_geom *g, const flat *f, const float *x, flo
 {
     for (int64_t c = 0; c < g->c; c++)
         for (int64_t i = 0; i < g->h; i++)
-            memcpy(xp + c * f->plane + (i + g->ph) * f->wp + g->pw, x + (c * g->h + i) * g->w,
-                   (size_t)g->w * sizeof *xp);
+            copy_row(xp + c * f->plane + (i + g->ph) * f->wp + g->pw, x + (c * g->h + i) * g->w, g->w);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -386,7 +394,7 @@ bool dc__conv_small_forward(const dc_conv2d_geom *g, const float *x, const float
                 gemm_nn(g->o, f.n16, f.k, w, f.k, xp, off, yb, f.n16, bias);
                 for (int64_t o = 0; o < g->o; o++)
                     for (int64_t i = 0; i < g->oh; i++)
-                        memcpy(yn + o * ohw + i * g->ow, yb + o * f.n16 + i * f.wp, (size_t)g->ow * sizeof *yn);
+                        copy_row(yn + o * ohw + i * g->ow, yb + o * f.n16 + i * f.wp, g->ow);
             }
         }
     }
@@ -458,7 +466,7 @@ bool dc__conv_small_backward(const dc_conv2d_geom *g, const float *x, const floa
             if (dyb_f)
                 for (int64_t o = 0; o < g->o; o++)
                     for (int64_t i = 0; i < g->oh; i++)
-                        memcpy(dyb + dyb0 + o * ldz + i * f.wp, gy + o * ohw + i * g->ow, (size_t)g->ow * sizeof *dyb);
+                        copy_row(dyb + dyb0 + o * ldz + i * f.wp, gy + o * ohw + i * g->ow, g->ow);
             if (dw) {
                 flat_pad(g, &f, x + n * chw, xp);
                 if (ovec) {
@@ -474,8 +482,7 @@ bool dc__conv_small_backward(const dc_conv2d_geom *g, const float *x, const floa
                 float *dxn = dx + n * chw;
                 for (int64_t c = 0; c < g->c; c++)
                     for (int64_t i = 0; i < g->h; i++)
-                        memcpy(dxn + (c * g->h + i) * g->w, dxp + c * f.plane + (i + g->ph) * f.wp + g->pw,
-                               (size_t)g->w * sizeof *dxn);
+                        copy_row(dxn + (c * g->h + i) * g->w, dxp + c * f.plane + (i + g->ph) * f.wp + g->pw, g->w);
             }
         }
         if (dw) {

@@ -59,10 +59,10 @@ int dc__conv_path = 0;
 static bool shape_ok(const dc_conv2d_geom *g)
 {
     if (dc__conv_path == 1) return false;
-    /* stride 2 saves less (1.44x) against costlier transforms: measured, it pays only from
-     * 16x16 outputs (64 tiles per image) up */
+    /* stride 2 saves less (1.44x) against costlier transforms: measured, its forward pays
+     * from 8x8 outputs (16 tiles per image) up, its gradients from 16x16 (see below) */
     bool s1 = g->sh == 1 && g->sw == 1 && g->ph <= 2 && g->pw <= 2;
-    bool s2 = g->sh == 2 && g->sw == 2 && ((g->oh + 1) / 2) * ((g->ow + 1) / 2) >= 64;
+    bool s2 = g->sh == 2 && g->sw == 2 && ((g->oh + 1) / 2) * ((g->ow + 1) / 2) >= 16;
     return g->kh == 3 && g->kw == 3 && (s1 || s2) && g->dh == 1 && g->dw == 1 && g->groups == 1 && g->c >= 16 &&
            g->o >= 16 && g->oh >= 2 && g->ow >= 2;
 }
@@ -78,7 +78,8 @@ bool dc__conv_winograd_wgrad_ok(const dc_conv2d_geom *g)
 {
     /* with fewer than 16 tiles per image (4x4 outputs) the per-chunk GEMMs are too short
      * against their nxi o c accumulators */
-    return shape_ok(g) && ((g->oh + 1) / 2) * ((g->ow + 1) / 2) >= 16;
+    int64_t tiles = ((g->oh + 1) / 2) * ((g->ow + 1) / 2);
+    return shape_ok(g) && tiles >= (g->sh == 2 ? 64 : 16); /* stride 2: see shape_ok */
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -817,9 +818,10 @@ bool dc__conv_winograd_dgrad_ok(const dc_conv2d_geom *g)
 {
     if (!dc__conv_winograd_ok(g)) return false;
     /* the stride-2 input gradient adds overlapping patches across tile rows, so it runs on
-     * whole images only */
+     * whole images only; its scatter of 5x5 patches pays off from 16x16 outputs up (an 8x8
+     * layer is faster by GEMM + col2im) */
     wino p = forward_pass(g);
-    return !p.s2 || !wino_split(&p);
+    return !p.s2 || (!wino_split(&p) && p.tpi >= 64);
 }
 
 dc_status dc__conv_winograd_forward(const dc_conv2d_geom *g, const float *x, const float *w, const float *bias,
