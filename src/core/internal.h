@@ -39,6 +39,9 @@ dc_tensor *dc__register(dc_tensor *t);
 /* Drops a tensor that was just created but will not be returned (error paths): releases it
  * when no pool is active, else leaves it to the pool that owns it. */
 void dc__discard(dc_tensor *t);
+/* x's values as a contiguous tensor without a graph edge (the calling op's own node routes the
+ * gradient to x): x itself (a new reference) or a copy. */
+dc_tensor *dc__dense(dc_tensor *x);
 /* Writes contiguous row-major strides for shape. */
 void dc__contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 int64_t dc__shape_numel(int ndim, const int64_t *shape);

@@ -609,3 +609,16 @@ dc_tensor *dc_contiguous(dc_tensor *t)
     if (dc_is_contiguous(t)) return dc__register(dc_tensor_retain(t));
     return dc_clone(t);
 }
+
+dc_tensor *dc__dense(dc_tensor *x)
+{
+    if (dc_is_contiguous(x)) return dc__register(dc_tensor_retain(x));
+    dc_tensor *c = dc__new(x->dtype, x->ndim, x->shape, x->storage->device);
+    if (!c) return NULL;
+    if (dc_backend_of(x)->copy_strided(dc_data(c), c->dtype, c->stride, dc_data(x), x->dtype, x->stride, x->ndim,
+                                       x->shape)) {
+        dc__discard(c);
+        return NULL;
+    }
+    return c;
+}

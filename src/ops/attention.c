@@ -22,19 +22,6 @@ const void *const dc__cpu_reduce_anchor_sdpa = &dc_cpu_reduce_kernels;
 
 #include <math.h>
 
-/* x's values as a contiguous tensor without a graph edge: x itself (new reference) or a copy */
-static dc_tensor *dense(dc_tensor *x)
-{
-    if (dc_is_contiguous(x)) return dc__register(dc_tensor_retain(x));
-    dc_tensor *c = dc__new(x->dtype, x->ndim, x->shape, x->storage->device);
-    if (!c) return NULL;
-    if (dc_backend_of(x)->copy_strided(dc_data(c), c->dtype, c->stride, dc_data(x), x->dtype,
-                                       x->stride, x->ndim, x->shape)) {
-        dc__discard(c);
-        return NULL;
-    }
-    return c;
-}
 
 /* t ([b..., r, c]) broadcast to batch dims (nb, batch) + its own last two dims, contiguous:
  * t itself when its batch dims are already those, else an expanded copy */
@@ -49,7 +36,7 @@ static dc_tensor *dense_batched(dc_tensor *t, int nb, const int64_t *batch)
         stride[i] = ti < 0 || t->shape[ti] == 1 ? 0 : t->stride[ti];
         same = same && t->shape[ti] == batch[i];
     }
-    if (same) return dense(t);
+    if (same) return dc__dense(t);
     for (int i = nb; i < nd; i++) {
         shape[i] = t->shape[t->ndim - (nd - i)];
         stride[i] = t->stride[t->ndim - (nd - i)];
@@ -120,7 +107,7 @@ static dc_status sdpa_backward(dc_node *node, dc_tensor *grad_out, dc_tensor **g
 
     const bool causal = node->iarg[IA_CAUSAL] != 0;
     const int64_t nblk = n_row_blocks(causal, L);
-    dc_tensor *g = dense(grad_out);
+    dc_tensor *g = dc__dense(grad_out);
     if (!g) return dc_last_status();
     const float *pp = dc_data(p), *gp = dc_data(g), *qp = dc_data(q), *kp = dc_data(k), *vp = dc_data(v);
     dc_status st;

@@ -15,19 +15,6 @@ const void *const dc__cpu_loss_anchor = &dc_cpu_loss_kernels;
 extern const struct dc_kernels_reduce dc_cpu_reduce_kernels;
 const void *const dc__cpu_reduce_anchor_loss = &dc_cpu_reduce_kernels;
 
-/* x's values as a contiguous tensor without a graph edge: x itself (new reference) or a copy */
-static dc_tensor *dense(dc_tensor *x)
-{
-    if (dc_is_contiguous(x)) return dc__register(dc_tensor_retain(x));
-    dc_tensor *c = dc__new(x->dtype, x->ndim, x->shape, x->storage->device);
-    if (!c) return NULL;
-    if (dc_backend_of(x)->copy_strided(dc_data(c), c->dtype, c->stride, dc_data(x), x->dtype,
-                                       x->stride, x->ndim, x->shape)) {
-        dc__discard(c);
-        return NULL;
-    }
-    return c;
-}
 
 static const struct dc_kernels_loss *loss_kernels(const dc_tensor *x, const char *op)
 {
@@ -56,7 +43,7 @@ static dc_tensor *loss_grad(dc_tensor *grad_out, dc_reduction r, int64_t count, 
     /* a mean over no positions has no gradient to give: 0 (the kernels also write 0 at
      * every ignored position) */
     *scale = r == DC_REDUCE_MEAN ? (count ? 1.0f / (float)count : 0.0f) : 1.0f;
-    return dense(grad_out);
+    return dc__dense(grad_out);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -105,7 +92,7 @@ static dc_status check_class_input(const char *op, const dc_tensor *x, const dc_
 /* target as contiguous I64 */
 static dc_tensor *dense_i64(dc_tensor *target)
 {
-    return target->dtype == DC_I64 ? dense(target) : dc_to_dtype(target, DC_I64);
+    return target->dtype == DC_I64 ? dc__dense(target) : dc_to_dtype(target, DC_I64);
 }
 
 /* The loss output: target-shaped for reduction none, else 0-d. */
@@ -155,7 +142,7 @@ dc_tensor *dc_cross_entropy(dc_tensor *logits, dc_tensor *target, dc_reduction r
     if (!k) return NULL;
     dc_device dev = logits->storage->device;
     int64_t m = g.n * g.s;
-    dc_tensor *lc = dense(logits), *tc = dense_i64(target);
+    dc_tensor *lc = dc__dense(logits), *tc = dense_i64(target);
     dc_tensor *out = loss_out(target, reduction, dev);
     dc_tensor *losses = reduction == DC_REDUCE_NONE ? out : dc__new(DC_F32, 1, &m, dev);
     dc_tensor *lse = dc__new(DC_F32, 1, &m, dev);
@@ -225,7 +212,7 @@ dc_tensor *dc_nll_loss(dc_tensor *log_probs, dc_tensor *target, dc_reduction red
     if (!k) return NULL;
     dc_device dev = log_probs->storage->device;
     int64_t m = g.n * g.s;
-    dc_tensor *lc = dense(log_probs), *tc = dense_i64(target);
+    dc_tensor *lc = dc__dense(log_probs), *tc = dense_i64(target);
     dc_tensor *out = loss_out(target, reduction, dev);
     dc_tensor *losses = reduction == DC_REDUCE_NONE ? out : dc__new(DC_F32, 1, &m, dev);
     dc_status st = !lc || !tc || !out || !losses ? dc_last_status() : DC_OK;
@@ -266,7 +253,7 @@ static dc_tensor *dense_expanded(dc_tensor *t, int ndim, const int64_t *shape)
 {
     bool same = t->ndim == ndim;
     for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
-    if (same) return dense(t);
+    if (same) return dc__dense(t);
     int64_t stride[DC_MAX_DIMS];
     for (int i = 0; i < ndim; i++) {
         int ti = i - (ndim - t->ndim);

@@ -10,19 +10,6 @@
 extern const struct dc_kernels_misc dc_cpu_misc_kernels;
 const void *const dc__cpu_misc_anchor = &dc_cpu_misc_kernels;
 
-/* x's values as a contiguous tensor without a graph edge: x itself (new reference) or a copy */
-static dc_tensor *dense(dc_tensor *x)
-{
-    if (dc_is_contiguous(x)) return dc__register(dc_tensor_retain(x));
-    dc_tensor *c = dc__new(x->dtype, x->ndim, x->shape, x->storage->device);
-    if (!c) return NULL;
-    if (dc_backend_of(x)->copy_strided(dc_data(c), c->dtype, c->stride, dc_data(x), x->dtype,
-                                       x->stride, x->ndim, x->shape)) {
-        dc__discard(c);
-        return NULL;
-    }
-    return c;
-}
 
 static const struct dc_kernels_misc *misc_kernels(const dc_tensor *x, const char *op)
 {
@@ -47,7 +34,7 @@ static dc_status dropout_backward(dc_node *node, dc_tensor *grad_out, dc_tensor 
     dc_tensor *mask = node->saved[0], *in = node->inputs[0];
     const struct dc_kernels_misc *k = misc_kernels(in, "dropout backward");
     if (!k) return dc_last_status();
-    dc_tensor *g = dense(grad_out), *d = dc__new(DC_F32, in->ndim, in->shape, in->storage->device);
+    dc_tensor *g = dc__dense(grad_out), *d = dc__new(DC_F32, in->ndim, in->shape, in->storage->device);
     if (!g || !d) return dc_last_status();
     grad_in[0] = d;
     return k->dropout_backward(dc_data(g), dc_data(mask), dc_numel(in), (float)node->farg[0], dc_data(d));
@@ -71,7 +58,7 @@ dc_tensor *dc_dropout(dc_tensor *x, float p, bool training, dc_rng *rng)
     float scale = p == 1.0f ? 0.0f : 1.0f / (1.0f - p);
     uint64_t seed = dc_rng_u64(rng);
     dc_device dev = x->storage->device;
-    dc_tensor *xc = dense(x), *out = dc__new(DC_F32, x->ndim, x->shape, dev);
+    dc_tensor *xc = dc__dense(x), *out = dc__new(DC_F32, x->ndim, x->shape, dev);
     dc_tensor *mask = dc__new(DC_U8, x->ndim, x->shape, dev);
     dc_status st = !xc || !out || !mask ? dc_last_status() : DC_OK;
     if (!st) st = k->dropout_forward(dc_data(xc), dc_data(out), dc_data(mask), dc_numel(x), p, scale, seed);
@@ -103,7 +90,7 @@ static dc_status embedding_backward(dc_node *node, dc_tensor *grad_out, dc_tenso
     dc_tensor *idx = node->saved[0], *w = node->inputs[0];
     const struct dc_kernels_misc *k = misc_kernels(w, "embedding backward");
     if (!k) return dc_last_status();
-    dc_tensor *g = dense(grad_out), *d = dc__new(DC_F32, 2, w->shape, w->storage->device);
+    dc_tensor *g = dc__dense(grad_out), *d = dc__new(DC_F32, 2, w->shape, w->storage->device);
     if (!g || !d) return dc_last_status();
     grad_in[0] = d;
     return k->embedding_backward(dc_data(g), dc_data(idx), idx->dtype, dc_numel(idx), w->shape[0],
@@ -134,7 +121,7 @@ dc_tensor *dc_embedding(dc_tensor *weight, dc_tensor *indices)
     int64_t shape[DC_MAX_DIMS];
     for (int i = 0; i < indices->ndim; i++) shape[i] = indices->shape[i];
     shape[indices->ndim] = weight->shape[1];
-    dc_tensor *wc = dense(weight), *ic = dense(indices);
+    dc_tensor *wc = dc__dense(weight), *ic = dc__dense(indices);
     dc_tensor *out = dc__new(DC_F32, indices->ndim + 1, shape, weight->storage->device);
     dc_status st = !wc || !ic || !out ? dc_last_status() : DC_OK;
     if (!st) {

@@ -11,20 +11,6 @@
 extern const struct dc_kernels_norm dc_cpu_norm_kernels;
 const void *const dc__cpu_norm_anchor = &dc_cpu_norm_kernels;
 
-/* x's values as a contiguous tensor without adding a graph edge (the op's own node routes
- * the gradient to x): x itself (a new reference) or a copy. */
-static dc_tensor *dense(dc_tensor *x)
-{
-    if (dc_is_contiguous(x)) return dc__register(dc_tensor_retain(x));
-    dc_tensor *c = dc__new(x->dtype, x->ndim, x->shape, x->storage->device);
-    if (!c) return NULL;
-    if (dc_backend_of(x)->copy_strided(dc_data(c), c->dtype, c->stride, dc_data(x), x->dtype,
-                                       x->stride, x->ndim, x->shape)) {
-        dc__discard(c);
-        return NULL;
-    }
-    return c;
-}
 
 static const struct dc_kernels_norm *norm_kernels(const dc_tensor *x, const char *op)
 {
@@ -71,8 +57,8 @@ static dc_status check_x(const char *op, const dc_tensor *x, int min_dims, const
 /* Optional weight/bias contiguous copies for a kernel (NULL stays NULL). */
 static bool dense_params(dc_tensor *w, dc_tensor *b, dc_tensor **wc, dc_tensor **bc)
 {
-    *wc = w ? dense(w) : NULL;
-    *bc = b ? dense(b) : NULL;
+    *wc = w ? dc__dense(w) : NULL;
+    *bc = b ? dc__dense(b) : NULL;
     if ((w && !*wc) || (b && !*bc)) {
         dc__discard(*wc);
         dc__discard(*bc);
@@ -106,7 +92,7 @@ static dc_status batch_norm_backward(dc_node *node, dc_tensor *grad_out, dc_tens
     dc_tensor *x = node->saved[0], *mean = node->saved[1], *invstd = node->saved[2];
     const struct dc_kernels_norm *k = norm_kernels(x, "batch_norm backward");
     if (!k) return dc_last_status();
-    dc_tensor *g = dense(grad_out), *w = node->inputs[1] ? dense(node->inputs[1]) : NULL;
+    dc_tensor *g = dc__dense(grad_out), *w = node->inputs[1] ? dc__dense(node->inputs[1]) : NULL;
     if (!g || (node->inputs[1] && !w)) return dc_last_status();
     dc_status st = alloc_grads(node, 3, grad_in);
     if (st) return st;
@@ -152,7 +138,7 @@ dc_tensor *dc_batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *runni
     const struct dc_kernels_norm *k = norm_kernels(x, op);
     if (!k) return NULL;
 
-    dc_tensor *xc = dense(x), *wc = NULL, *bc = NULL;
+    dc_tensor *xc = dc__dense(x), *wc = NULL, *bc = NULL;
     if (!xc || !dense_params(weight, bias, &wc, &bc)) {
         dc__discard(xc);
         return NULL;
@@ -201,7 +187,7 @@ static dc_status layer_norm_backward(dc_node *node, dc_tensor *grad_out, dc_tens
     dc_tensor *x = node->saved[0], *mean = node->saved[1], *rstd = node->saved[2];
     const struct dc_kernels_norm *k = norm_kernels(x, "layer_norm backward");
     if (!k) return dc_last_status();
-    dc_tensor *g = dense(grad_out), *w = node->inputs[1] ? dense(node->inputs[1]) : NULL;
+    dc_tensor *g = dc__dense(grad_out), *w = node->inputs[1] ? dc__dense(node->inputs[1]) : NULL;
     if (!g || (node->inputs[1] && !w)) return dc_last_status();
     dc_status st = alloc_grads(node, 3, grad_in);
     if (st) return st;
@@ -234,7 +220,7 @@ dc_tensor *dc_layer_norm(dc_tensor *x, int n_norm, dc_tensor *weight, dc_tensor 
     if (!k) return NULL;
     const int64_t d = dc__shape_numel(n_norm, nshape), rows = d ? dc_numel(x) / d : 0;
 
-    dc_tensor *xc = dense(x), *wc = NULL, *bc = NULL;
+    dc_tensor *xc = dc__dense(x), *wc = NULL, *bc = NULL;
     if (!xc || !dense_params(weight, bias, &wc, &bc)) {
         dc__discard(xc);
         return NULL;
@@ -278,7 +264,7 @@ static dc_status group_norm_backward(dc_node *node, dc_tensor *grad_out, dc_tens
     dc_tensor *x = node->saved[0], *mean = node->saved[1], *rstd = node->saved[2];
     const struct dc_kernels_norm *k = norm_kernels(x, "group_norm backward");
     if (!k) return dc_last_status();
-    dc_tensor *g = dense(grad_out), *w = node->inputs[1] ? dense(node->inputs[1]) : NULL;
+    dc_tensor *g = dc__dense(grad_out), *w = node->inputs[1] ? dc__dense(node->inputs[1]) : NULL;
     if (!g || (node->inputs[1] && !w)) return dc_last_status();
     dc_status st = alloc_grads(node, 3, grad_in);
     if (st) return st;
@@ -309,7 +295,7 @@ dc_tensor *dc_group_norm(dc_tensor *x, int num_groups, dc_tensor *weight, dc_ten
     const struct dc_kernels_norm *k = norm_kernels(x, op);
     if (!k) return NULL;
 
-    dc_tensor *xc = dense(x), *wc = NULL, *bc = NULL;
+    dc_tensor *xc = dc__dense(x), *wc = NULL, *bc = NULL;
     if (!xc || !dense_params(weight, bias, &wc, &bc)) {
         dc__discard(xc);
         return NULL;
@@ -356,7 +342,7 @@ static dc_status rms_norm_backward(dc_node *node, dc_tensor *grad_out, dc_tensor
     dc_tensor *x = node->saved[0], *rstd = node->saved[1];
     const struct dc_kernels_norm *k = norm_kernels(x, "rms_norm backward");
     if (!k) return dc_last_status();
-    dc_tensor *g = dense(grad_out), *w = node->inputs[1] ? dense(node->inputs[1]) : NULL;
+    dc_tensor *g = dc__dense(grad_out), *w = node->inputs[1] ? dc__dense(node->inputs[1]) : NULL;
     if (!g || (node->inputs[1] && !w)) return dc_last_status();
     dc_status st = alloc_grads(node, 2, grad_in);
     if (st) return st;
@@ -379,7 +365,7 @@ dc_tensor *dc_rms_norm(dc_tensor *x, dc_tensor *weight, float eps)
     const struct dc_kernels_norm *k = norm_kernels(x, op);
     if (!k) return NULL;
 
-    dc_tensor *xc = dense(x), *wc = NULL, *unused = NULL;
+    dc_tensor *xc = dc__dense(x), *wc = NULL, *unused = NULL;
     if (!xc || !dense_params(weight, NULL, &wc, &unused)) {
         dc__discard(xc);
         return NULL;
