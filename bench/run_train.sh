@@ -7,10 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}; T=${2:-2}
 export OMP_NUM_THREADS=$T OPENBLAS_NUM_THREADS=$T DEEPC_NUM_THREADS=$T
-TORCH_ENV=(env LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OPENBLAS_CORETYPE=SkylakeX
+TORCH_ENV=(env LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp
            LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4)
+# AVX-512 OpenBLAS kernels only where the CPU has them (forcing them elsewhere is SIGILL)
+if grep -qw avx512f /proc/cpuinfo; then TORCH_ENV+=(OPENBLAS_CORETYPE=SkylakeX); fi
 run() { # model batch steps [infer_batch]
   local d p
+  echo "... $1 batch $2" >&2
   d=$("$BUILD/bench_train" --model "$1" --batch "$2" --threads "$T" --steps "$3" ${4:+--infer-batch $4})
   p=$("${TORCH_ENV[@]}" /usr/bin/python3 bench/bench_train.py --model "$1" --batch "$2" --threads "$T" --steps "$3" ${4:+--infer-batch $4})
   python3 - "$d" "$p" <<'PY'

@@ -246,7 +246,12 @@ dc_status dc_backward(dc_tensor *root, const dc_tensor *grad, bool retain_graph)
     /* seed */
     {
         dc_tensor *seed;
-        if (grad) {
+        if (grad && grad->dtype == DC_F32 && dc_same_shape(grad, root) &&
+            grad->storage->device == root->storage->device) {
+            /* used as it is: accumulate() only borrows it (grad_owned false), so nothing
+             * ever adds into the caller's tensor; copying would cost a pass over it */
+            seed = (dc_tensor *)grad;
+        } else if (grad) {
             seed = dc__new(DC_F32, root->ndim, root->shape, root->storage->device);
             if (seed) st = dc_copy_(seed, grad);
         } else {
