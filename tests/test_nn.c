@@ -13,19 +13,6 @@
 
 #include "support/testlib.h"
 
-static double worst_err = 0;
-static char worst_what[160] = "";
-
-static void check(const dc_tensor *actual, const dc_tensor *expected, const char *what)
-{
-    double e = tl_max_rel_error(actual, expected);
-    if (e > worst_err || !worst_what[0]) {
-        worst_err = e;
-        snprintf(worst_what, sizeof worst_what, "%s", what);
-    }
-    tl_assert_close(actual, expected, TL_RTOL, what);
-}
-
 /* ---------------------------------------------------------------------------------------
  * A custom module: torchvision's ResNet BasicBlock, written as a user would
  * ------------------------------------------------------------------------------------- */
@@ -158,12 +145,12 @@ static void run_module_case(const char *name)
     dc_tensor *out = NULL;
     for (int i = 0; i < passes; i++) out = TL_CHECK(dc_module_forward(m, x));
     snprintf(what, sizeof what, "%s forward", name);
-    check(out, tl_get(st, "out"), what);
+    tl_check(out, tl_get(st, "out"), what);
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
     if (!int_input) {
         snprintf(what, sizeof what, "%s grad.x", name);
         if (!x->grad) fail_msg("%s: no gradient", what);
-        check(x->grad, tl_get(st, "grad.x"), what);
+        tl_check(x->grad, tl_get(st, "grad.x"), what);
     }
     dc_tensor_list *params = TL_CHECK(dc_module_named_parameters(m));
     for (int i = 0; i < params->count; i++) {
@@ -172,7 +159,7 @@ static void run_module_case(const char *name)
         snprintf(what, sizeof what, "%s %s", name, key);
         if (!dc_safetensors_has(st, key)) fail_msg("%s: not in the fixture", what);
         if (!params->tensors[i]->grad) fail_msg("%s: no gradient", what);
-        check(params->tensors[i]->grad, tl_get(st, key), what);
+        tl_check(params->tensors[i]->grad, tl_get(st, key), what);
     }
     dc_tensor_list_free(params);
     dc_tensor_list *bufs = TL_CHECK(dc_module_named_buffers(m));
@@ -185,7 +172,7 @@ static void run_module_case(const char *name)
             int64_t want = (int64_t)dc_item(tl_get_i64(st, key));
             if ((int64_t)dc_item(b) != want) fail_msg("%s: %lld, PyTorch %lld", what, (long long)dc_item(b), (long long)want);
         } else {
-            check(b, tl_get(st, key), what);
+            tl_check(b, tl_get(st, key), what);
         }
     }
     dc_tensor_list_free(bufs);
@@ -646,7 +633,7 @@ static void test_block_gradcheck(void **state)
 static void test_summary(void **state)
 {
     (void)state;
-    printf("nn: worst relative error vs PyTorch %.3g (%s)\n", worst_err, worst_what);
+    tl_report_worst("nn");
 }
 
 int main(void)

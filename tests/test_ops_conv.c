@@ -9,35 +9,6 @@
 
 #include "support/testlib.h"
 
-/* the largest relative error seen, for the summary line */
-static double worst_err = 0;
-static char worst_what[128] = "";
-
-static void check(const dc_tensor *actual, const dc_tensor *expected, const char *what)
-{
-    double e = tl_max_rel_error(actual, expected);
-    if (e > worst_err || worst_what[0] == '\0') {
-        worst_err = e;
-        snprintf(worst_what, sizeof worst_what, "%s", what);
-    }
-    tl_assert_close(actual, expected, TL_RTOL, what);
-}
-
-static dc_tensor *leaf(dc_safetensors *st, const char *name)
-{
-    dc_tensor *t = tl_get(st, name);
-    TL_OK(dc_set_requires_grad(t, true));
-    return t;
-}
-
-static void check_grad(dc_tensor *t, dc_safetensors *st, const char *name, const char *what)
-{
-    char buf[160];
-    snprintf(buf, sizeof buf, "%s %s", what, name);
-    if (!t->grad) fail_msg("%s: no gradient", buf);
-    check(t->grad, tl_get(st, name), buf);
-}
-
 static int meta_i(dc_safetensors *st, const char *key) { return (int)tl_meta_num(st, key); }
 
 static dc_conv2d_args conv_args(dc_safetensors *st)
@@ -65,14 +36,14 @@ static void run_case(const char *name, bool transpose)
     snprintf(path, sizeof path, "ops/conv/%s", name);
     dc_safetensors *st = tl_fixture(path);
     bool bias = tl_meta_num(st, "bias") != 0;
-    dc_tensor *x = leaf(st, "x"), *w = leaf(st, "w"), *b = bias ? leaf(st, "b") : NULL;
+    dc_tensor *x = tl_leaf(st, "x"), *w = tl_leaf(st, "w"), *b = bias ? tl_leaf(st, "b") : NULL;
     dc_tensor *out = transpose ? TL_CHECK(dc_conv_transpose2d(x, w, b, convt_args(st)))
                                : TL_CHECK(dc_conv2d(x, w, b, conv_args(st)));
-    check(out, tl_get(st, "out"), name);
+    tl_check(out, tl_get(st, "out"), name);
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check_grad(x, st, "grad.x", name);
-    check_grad(w, st, "grad.w", name);
-    if (bias) check_grad(b, st, "grad.b", name);
+    tl_check_grad(x, st, "grad.x", name);
+    tl_check_grad(w, st, "grad.w", name);
+    if (bias) tl_check_grad(b, st, "grad.b", name);
     /* weight-only gradient (as for a network's first layer): the same numbers */
     dc_zero_grad(w);
     TL_OK(dc_set_requires_grad(x, false));
@@ -80,7 +51,7 @@ static void run_case(const char *name, bool transpose)
     out = transpose ? TL_CHECK(dc_conv_transpose2d(x, w, b, convt_args(st)))
                     : TL_CHECK(dc_conv2d(x, w, b, conv_args(st)));
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check_grad(w, st, "grad.w", name);
+    tl_check_grad(w, st, "grad.w", name);
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -132,10 +103,10 @@ static void test_strided_input(void **state)
     dc_tensor *view = TL_CHECK(dc_transpose(xt, 2, 3)); /* x's values, strided */
     assert_false(dc_is_contiguous(view));
     dc_tensor *out = TL_CHECK(dc_conv2d(view, tl_get(st, "w"), tl_get(st, "b"), conv_args(st)));
-    check(out, tl_get(st, "out"), "strided x");
+    tl_check(out, tl_get(st, "out"), "strided x");
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
     assert_non_null(xt->grad);
-    check(TL_CHECK(dc_transpose(xt->grad, 2, 3)), tl_get(st, "grad.x"), "strided x grad");
+    tl_check(TL_CHECK(dc_transpose(xt->grad, 2, 3)), tl_get(st, "grad.x"), "strided x grad");
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -161,7 +132,7 @@ static void gradcheck_case(const char *name, bool transpose)
     snprintf(path, sizeof path, "ops/conv/%s", name);
     dc_safetensors *st = tl_fixture(path);
     bool bias = tl_meta_num(st, "bias") != 0;
-    dc_tensor *in[3] = {leaf(st, "x"), leaf(st, "w"), bias ? leaf(st, "b") : NULL};
+    dc_tensor *in[3] = {tl_leaf(st, "x"), tl_leaf(st, "w"), bias ? tl_leaf(st, "b") : NULL};
     gy_fixed = tl_get(st, "gy");
     if (transpose) {
         dc_conv_transpose2d_args a = convt_args(st);
@@ -196,7 +167,7 @@ static void test_conv_transpose_gradcheck(void **state)
 static void conv_all(dc_safetensors *st, int threads, dc_tensor **out, dc_tensor **gx, dc_tensor **gw)
 {
     dc_set_num_threads(threads);
-    dc_tensor *x = leaf(st, "x"), *w = leaf(st, "w");
+    dc_tensor *x = tl_leaf(st, "x"), *w = tl_leaf(st, "w");
     *out = TL_CHECK(dc_conv2d(x, w, NULL, conv_args(st)));
     TL_OK(dc_backward(*out, tl_get(st, "gy"), false));
     *gx = x->grad;
@@ -275,10 +246,10 @@ static void run_paths(int64_t n, int64_t c, int64_t hw, int64_t o, int k, int st
     char what[128];
     snprintf(what, sizeof what, "fast path vs GEMM [%lld, %lld, %lld, %lld] k%d s%d p%d: out", (long long)n,
              (long long)c, (long long)hw, (long long)hw, k, stride, pad);
-    check(out[0], out[1], what);
-    check(gx[0], gx[1], "fast path vs GEMM: grad x");
-    check(gw[0], gw[1], "fast path vs GEMM: grad w");
-    if (b) check(gb[0], gb[1], "fast path vs GEMM: grad b");
+    tl_check(out[0], out[1], what);
+    tl_check(gx[0], gx[1], "fast path vs GEMM: grad x");
+    tl_check(gw[0], gw[1], "fast path vs GEMM: grad w");
+    if (b) tl_check(gb[0], gb[1], "fast path vs GEMM: grad b");
     dc_pool_pop(m);
 }
 
@@ -312,14 +283,14 @@ static void test_no_grad_no_pool(void **state)
     (void)state;
     dc_safetensors *st = tl_fixture("ops/conv/basic");
     dc_pool_mark m = dc_pool_push();
-    dc_tensor *x = dc_tensor_retain(leaf(st, "x")), *w = dc_tensor_retain(tl_get(st, "w"));
+    dc_tensor *x = dc_tensor_retain(tl_leaf(st, "x")), *w = dc_tensor_retain(tl_get(st, "w"));
     dc_tensor *b = dc_tensor_retain(tl_get(st, "b")), *expect = dc_tensor_retain(tl_get(st, "out"));
     dc_pool_pop(m);
     bool prev = dc_set_grad_enabled(false);
     dc_tensor *out = TL_CHECK(dc_conv2d(x, w, b, conv_args(st)));
     dc_set_grad_enabled(prev);
     assert_null(out->grad_fn);
-    check(out, expect, "no grad, no pool");
+    tl_check(out, expect, "no grad, no pool");
     dc_tensor_release(out);
     out = TL_CHECK(dc_conv2d(x, w, b, conv_args(st))); /* recorded, still owned by us */
     assert_non_null(out->grad_fn);
@@ -436,6 +407,6 @@ int main(void)
         cmocka_unit_test(test_errors),
     };
     int rc = TL_RUN(tests);
-    printf("test_ops_conv: largest relative error vs PyTorch %.3g (%s)\n", worst_err, worst_what);
+    tl_report_worst("test_ops_conv");
     return rc;
 }

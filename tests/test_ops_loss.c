@@ -7,34 +7,6 @@
 
 #include "support/testlib.h"
 
-static double worst_err = 0;
-static char worst_what[128] = "";
-
-static void check(const dc_tensor *actual, const dc_tensor *expected, const char *what)
-{
-    double e = tl_max_rel_error(actual, expected);
-    if (e > worst_err || worst_what[0] == '\0') {
-        worst_err = e;
-        snprintf(worst_what, sizeof worst_what, "%s", what);
-    }
-    tl_assert_close(actual, expected, TL_RTOL, what);
-}
-
-static dc_tensor *leaf(dc_safetensors *st, const char *name)
-{
-    dc_tensor *t = tl_get(st, name);
-    TL_OK(dc_set_requires_grad(t, true));
-    return t;
-}
-
-static void check_grad(dc_tensor *t, dc_safetensors *st, const char *name, const char *what)
-{
-    char buf[160];
-    snprintf(buf, sizeof buf, "%s %s", what, name);
-    if (!t->grad) fail_msg("%s: no gradient", buf);
-    check(t->grad, tl_get(st, name), buf);
-}
-
 static dc_safetensors *open_case(const char *name)
 {
     char path[128];
@@ -51,12 +23,12 @@ static void run_ce(const char *name, bool as_i32)
     dc_reduction r = (dc_reduction)tl_meta_num(st, "reduction");
     int64_t ignore = (int64_t)tl_meta_num(st, "ignore_index");
     float ls = (float)tl_meta_num(st, "label_smoothing");
-    dc_tensor *x = leaf(st, "logits"), *t = tl_get_i64(st, "target");
+    dc_tensor *x = tl_leaf(st, "logits"), *t = tl_get_i64(st, "target");
     if (as_i32) t = TL_CHECK(dc_to_dtype(t, DC_I32));
     dc_tensor *out = TL_CHECK(dc_cross_entropy(x, t, r, ignore, ls));
-    check(out, tl_get(st, "out"), name);
+    tl_check(out, tl_get(st, "out"), name);
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check_grad(x, st, "grad.logits", name);
+    tl_check_grad(x, st, "grad.logits", name);
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -84,9 +56,9 @@ static void test_ce_strided_logits(void **state)
     TL_OK(dc_set_requires_grad(xt, true));
     dc_tensor *out = TL_CHECK(dc_cross_entropy(TL_CHECK(dc_transpose(xt, 0, 1)), tl_get_i64(st, "target"),
                                                DC_REDUCE_MEAN, DC_IGNORE_INDEX_DEFAULT, 0.1f));
-    check(out, tl_get(st, "out"), "ce strided");
+    tl_check(out, tl_get(st, "out"), "ce strided");
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check(TL_CHECK(dc_transpose(xt->grad, 0, 1)), tl_get(st, "grad.logits"), "ce strided grad");
+    tl_check(TL_CHECK(dc_transpose(xt->grad, 0, 1)), tl_get(st, "grad.logits"), "ce strided grad");
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -152,7 +124,7 @@ static void test_ce_gradcheck(void **state)
         ce_args a = {tl_get_i64(st, "target"), (dc_reduction)tl_meta_num(st, "reduction"),
                      (int64_t)tl_meta_num(st, "ignore_index"), (float)tl_meta_num(st, "label_smoothing")};
         gy_fixed = tl_get(st, "gy");
-        dc_tensor *in[1] = {leaf(st, "logits")};
+        dc_tensor *in[1] = {tl_leaf(st, "logits")};
         tl_gradcheck(cases[c], f_ce, 1, in, &a, 1e-2, 1e-3, 1e-2);
         dc_safetensors_close(st);
     }
@@ -194,11 +166,11 @@ static void run_nll(const char *name)
     dc_safetensors *st = open_case(name);
     dc_reduction r = (dc_reduction)tl_meta_num(st, "reduction");
     int64_t ignore = (int64_t)tl_meta_num(st, "ignore_index");
-    dc_tensor *x = leaf(st, "log_probs");
+    dc_tensor *x = tl_leaf(st, "log_probs");
     dc_tensor *out = TL_CHECK(dc_nll_loss(x, tl_get_i64(st, "target"), r, ignore));
-    check(out, tl_get(st, "out"), name);
+    tl_check(out, tl_get(st, "out"), name);
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check_grad(x, st, "grad.log_probs", name);
+    tl_check_grad(x, st, "grad.log_probs", name);
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -226,7 +198,7 @@ static void test_nll_gradcheck(void **state)
     dc_safetensors *st = open_case("nll_nd_none");
     nll_args a = {tl_get_i64(st, "target"), DC_REDUCE_NONE};
     gy_fixed = tl_get(st, "gy");
-    dc_tensor *in[1] = {leaf(st, "log_probs")};
+    dc_tensor *in[1] = {tl_leaf(st, "log_probs")};
     tl_gradcheck("nll_loss", f_nll, 1, in, &a, 1e-2, 1e-3, 1e-2);
     dc_safetensors_close(st);
     dc_pool_pop(m);
@@ -239,12 +211,12 @@ static void run_mse(const char *name)
     dc_pool_mark m = dc_pool_push();
     dc_safetensors *st = open_case(name);
     dc_reduction r = (dc_reduction)tl_meta_num(st, "reduction");
-    dc_tensor *a = leaf(st, "input"), *b = leaf(st, "target");
+    dc_tensor *a = tl_leaf(st, "input"), *b = tl_leaf(st, "target");
     dc_tensor *out = TL_CHECK(dc_mse_loss(a, b, r));
-    check(out, tl_get(st, "out"), name);
+    tl_check(out, tl_get(st, "out"), name);
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check_grad(a, st, "grad.input", name);
-    check_grad(b, st, "grad.target", name);
+    tl_check_grad(a, st, "grad.input", name);
+    tl_check_grad(b, st, "grad.target", name);
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -265,7 +237,7 @@ static void test_mse_gradcheck(void **state)
     (void)state;
     dc_pool_mark m = dc_pool_push();
     dc_safetensors *st = open_case("mse_broadcast");
-    dc_tensor *in[2] = {leaf(st, "input"), leaf(st, "target")};
+    dc_tensor *in[2] = {tl_leaf(st, "input"), tl_leaf(st, "target")};
     tl_gradcheck("mse_loss", f_mse, 2, in, NULL, 1e-2, 1e-3, 1e-2);
     dc_safetensors_close(st);
     dc_pool_pop(m);
@@ -335,6 +307,6 @@ int main(void)
         cmocka_unit_test(test_no_pool_ownership),
     };
     int rc = TL_RUN(tests);
-    printf("test_ops_loss: largest relative error vs PyTorch %.3g (%s)\n", worst_err, worst_what);
+    tl_report_worst("test_ops_loss");
     return rc;
 }

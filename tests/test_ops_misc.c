@@ -9,34 +9,6 @@
 
 #include "support/testlib.h"
 
-static double worst_err = 0;
-static char worst_what[128] = "";
-
-static void check(const dc_tensor *actual, const dc_tensor *expected, const char *what)
-{
-    double e = tl_max_rel_error(actual, expected);
-    if (e > worst_err || worst_what[0] == '\0') {
-        worst_err = e;
-        snprintf(worst_what, sizeof worst_what, "%s", what);
-    }
-    tl_assert_close(actual, expected, TL_RTOL, what);
-}
-
-static dc_tensor *leaf(dc_safetensors *st, const char *name)
-{
-    dc_tensor *t = tl_get(st, name);
-    TL_OK(dc_set_requires_grad(t, true));
-    return t;
-}
-
-static void check_grad(dc_tensor *t, dc_safetensors *st, const char *name, const char *what)
-{
-    char buf[160];
-    snprintf(buf, sizeof buf, "%s %s", what, name);
-    if (!t->grad) fail_msg("%s: no gradient", buf);
-    check(t->grad, tl_get(st, name), buf);
-}
-
 static dc_safetensors *open_case(const char *name)
 {
     char path[128];
@@ -133,12 +105,12 @@ static void run_embedding(const char *name, dc_dtype idx_dtype)
 {
     dc_pool_mark m = dc_pool_push();
     dc_safetensors *st = open_case(name);
-    dc_tensor *w = leaf(st, "weight");
+    dc_tensor *w = tl_leaf(st, "weight");
     dc_tensor *idx = TL_CHECK(dc_to_dtype(tl_get_i64(st, "indices"), idx_dtype));
     dc_tensor *out = TL_CHECK(dc_embedding(w, idx));
-    check(out, tl_get(st, "out"), name);
+    tl_check(out, tl_get(st, "out"), name);
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check_grad(w, st, "grad.weight", name);
+    tl_check_grad(w, st, "grad.weight", name);
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -156,7 +128,7 @@ static void test_embedding_gradcheck_and_errors(void **state)
     (void)state;
     dc_pool_mark m = dc_pool_push();
     dc_safetensors *st = open_case("embedding_i64");
-    dc_tensor *in[1] = {leaf(st, "weight")};
+    dc_tensor *in[1] = {tl_leaf(st, "weight")};
     gy_fixed = tl_get(st, "gy");
     tl_gradcheck("embedding", f_embedding, 1, in, tl_get_i64(st, "indices"), 1e-2, 1e-3, 1e-2);
     const int64_t bad[] = {1, 10};
@@ -182,15 +154,15 @@ static void test_cat_fixture(void **state)
     (void)state;
     dc_pool_mark m = dc_pool_push();
     dc_safetensors *st = open_case("cat_dim1");
-    dc_tensor *ts[3] = {leaf(st, "a"), leaf(st, "b"), leaf(st, "c")};
+    dc_tensor *ts[3] = {tl_leaf(st, "a"), tl_leaf(st, "b"), tl_leaf(st, "c")};
     dc_tensor *out = TL_CHECK(dc_cat(3, ts, 1));
-    check(out, tl_get(st, "out"), "cat");
+    tl_check(out, tl_get(st, "out"), "cat");
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check_grad(ts[0], st, "grad.a", "cat");
-    check_grad(ts[1], st, "grad.b", "cat");
-    check_grad(ts[2], st, "grad.c", "cat");
+    tl_check_grad(ts[0], st, "grad.a", "cat");
+    tl_check_grad(ts[1], st, "grad.b", "cat");
+    tl_check_grad(ts[2], st, "grad.c", "cat");
     /* negative dim */
-    check(TL_CHECK(dc_cat(3, ts, -2)), tl_get(st, "out"), "cat dim -2");
+    tl_check(TL_CHECK(dc_cat(3, ts, -2)), tl_get(st, "out"), "cat dim -2");
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -200,13 +172,13 @@ static void test_stack_fixture(void **state)
     (void)state;
     dc_pool_mark m = dc_pool_push();
     dc_safetensors *st = open_case("stack_last");
-    dc_tensor *ts[3] = {leaf(st, "a"), leaf(st, "b"), leaf(st, "c")};
+    dc_tensor *ts[3] = {tl_leaf(st, "a"), tl_leaf(st, "b"), tl_leaf(st, "c")};
     dc_tensor *out = TL_CHECK(dc_stack(3, ts, -1));
-    check(out, tl_get(st, "out"), "stack");
+    tl_check(out, tl_get(st, "out"), "stack");
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check_grad(ts[0], st, "grad.a", "stack");
-    check_grad(ts[1], st, "grad.b", "stack");
-    check_grad(ts[2], st, "grad.c", "stack");
+    tl_check_grad(ts[0], st, "grad.a", "stack");
+    tl_check_grad(ts[1], st, "grad.b", "stack");
+    tl_check_grad(ts[2], st, "grad.c", "stack");
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -340,18 +312,18 @@ static void run_sdpa(const char *name)
     dc_safetensors *st = open_case(name);
     bool causal = tl_meta_num(st, "causal") != 0;
     float scale = (float)tl_meta_num(st, "scale");
-    dc_tensor *q = leaf(st, "q"), *k = leaf(st, "k"), *v = leaf(st, "v"), *mask = NULL;
+    dc_tensor *q = tl_leaf(st, "q"), *k = tl_leaf(st, "k"), *v = tl_leaf(st, "v"), *mask = NULL;
     const char *kind = dc_safetensors_metadata(st, "mask");
     bool fmask = kind && strcmp(kind, "float") == 0;
     if (kind && strcmp(kind, "bool") == 0) mask = TL_CHECK(dc_to_dtype(tl_get(st, "mask"), DC_BOOL));
-    if (fmask) mask = leaf(st, "mask");
+    if (fmask) mask = tl_leaf(st, "mask");
     dc_tensor *out = TL_CHECK(dc_scaled_dot_product_attention(q, k, v, mask, causal, scale));
-    check(out, tl_get(st, "out"), name);
+    tl_check(out, tl_get(st, "out"), name);
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check_grad(q, st, "grad.q", name);
-    check_grad(k, st, "grad.k", name);
-    check_grad(v, st, "grad.v", name);
-    if (fmask) check_grad(mask, st, "grad.mask", name);
+    tl_check_grad(q, st, "grad.q", name);
+    tl_check_grad(k, st, "grad.k", name);
+    tl_check_grad(v, st, "grad.v", name);
+    if (fmask) tl_check_grad(mask, st, "grad.mask", name);
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -384,14 +356,14 @@ static void test_sdpa_gradcheck(void **state)
     dc_pool_mark m = dc_pool_push();
     /* additive mask (its gradient too), custom scale */
     dc_safetensors *st = open_case("sdpa_float_mask");
-    dc_tensor *in[4] = {leaf(st, "q"), leaf(st, "k"), leaf(st, "v"), leaf(st, "mask")};
+    dc_tensor *in[4] = {tl_leaf(st, "q"), tl_leaf(st, "k"), tl_leaf(st, "v"), tl_leaf(st, "mask")};
     gy_fixed = tl_get(st, "gy");
     sdpa_args a = {NULL, false, 0.3f};
     tl_gradcheck("sdpa float mask", f_sdpa, 4, in, &a, 1e-2, 1e-3, 1e-2);
     dc_safetensors_close(st);
     /* causal + BOOL mask + broadcast k/v batch dims */
     st = open_case("sdpa_broadcast_kv");
-    dc_tensor *in2[4] = {leaf(st, "q"), leaf(st, "k"), leaf(st, "v"), NULL};
+    dc_tensor *in2[4] = {tl_leaf(st, "q"), tl_leaf(st, "k"), tl_leaf(st, "v"), NULL};
     gy_fixed = tl_get(st, "gy");
     sdpa_args b = {TL_CHECK(dc_to_dtype(tl_get(st, "mask"), DC_BOOL)), true, 0.0f};
     tl_gradcheck("sdpa causal bool broadcast", f_sdpa, 3, in2, &b, 1e-2, 1e-3, 1e-2);
@@ -437,7 +409,7 @@ static void test_sdpa_strided(void **state)
     dc_tensor *kt = TL_CHECK(dc_transpose(TL_CHECK(dc_contiguous(TL_CHECK(dc_transpose(k, 1, 2)))), 1, 2));
     assert_false(dc_is_contiguous(qt));
     dc_tensor *out = TL_CHECK(dc_scaled_dot_product_attention(qt, kt, v, NULL, false, 0));
-    check(out, tl_get(st, "out"), "sdpa strided");
+    tl_check(out, tl_get(st, "out"), "sdpa strided");
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -529,6 +501,6 @@ int main(void)
         cmocka_unit_test(test_sdpa_errors),
     };
     int rc = TL_RUN(tests);
-    printf("test_ops_misc: largest relative error vs PyTorch %.3g (%s)\n", worst_err, worst_what);
+    tl_report_worst("test_ops_misc");
     return rc;
 }

@@ -7,35 +7,6 @@
 
 #include "support/testlib.h"
 
-/* the largest relative error seen, for the summary line */
-static double worst_err = 0;
-static char worst_what[128] = "";
-
-static void check(const dc_tensor *actual, const dc_tensor *expected, const char *what)
-{
-    double e = tl_max_rel_error(actual, expected);
-    if (e > worst_err || worst_what[0] == '\0') {
-        worst_err = e;
-        snprintf(worst_what, sizeof worst_what, "%s", what);
-    }
-    tl_assert_close(actual, expected, TL_RTOL, what);
-}
-
-static dc_tensor *leaf(dc_safetensors *st, const char *name)
-{
-    dc_tensor *t = tl_get(st, name);
-    TL_OK(dc_set_requires_grad(t, true));
-    return t;
-}
-
-static void check_grad(dc_tensor *t, dc_safetensors *st, const char *name, const char *what)
-{
-    char buf[160];
-    snprintf(buf, sizeof buf, "%s %s", what, name);
-    if (!t->grad) fail_msg("%s: no gradient", buf);
-    check(t->grad, tl_get(st, name), buf);
-}
-
 /* ---- batch norm ----------------------------------------------------------------------- */
 
 static void run_batch_norm(const char *name)
@@ -46,18 +17,18 @@ static void run_batch_norm(const char *name)
     dc_safetensors *st = tl_fixture(path);
     bool training = tl_meta_num(st, "training") != 0, affine = tl_meta_num(st, "affine") != 0;
     float momentum = (float)tl_meta_num(st, "momentum"), eps = (float)tl_meta_num(st, "eps");
-    dc_tensor *x = leaf(st, "x");
-    dc_tensor *w = affine ? leaf(st, "weight") : NULL, *b = affine ? leaf(st, "bias") : NULL;
+    dc_tensor *x = tl_leaf(st, "x");
+    dc_tensor *w = affine ? tl_leaf(st, "weight") : NULL, *b = affine ? tl_leaf(st, "bias") : NULL;
     dc_tensor *rm = tl_get(st, "running_mean"), *rv = tl_get(st, "running_var");
     dc_tensor *out = TL_CHECK(dc_batch_norm(x, rm, rv, w, b, training, momentum, eps));
-    check(out, tl_get(st, "out"), name);
-    check(rm, tl_get(st, "running_mean_after"), "running_mean after");
-    check(rv, tl_get(st, "running_var_after"), "running_var after");
+    tl_check(out, tl_get(st, "out"), name);
+    tl_check(rm, tl_get(st, "running_mean_after"), "running_mean after");
+    tl_check(rv, tl_get(st, "running_var_after"), "running_var after");
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check_grad(x, st, "grad.x", name);
+    tl_check_grad(x, st, "grad.x", name);
     if (affine) {
-        check_grad(w, st, "grad.weight", name);
-        check_grad(b, st, "grad.bias", name);
+        tl_check_grad(w, st, "grad.weight", name);
+        tl_check_grad(b, st, "grad.bias", name);
     }
     dc_safetensors_close(st);
     dc_pool_pop(m);
@@ -84,9 +55,9 @@ static void test_bn_strided_input(void **state)
     dc_tensor *view = TL_CHECK(dc_transpose(xt, 2, 3)); /* same values as x, strided */
     dc_tensor *rm = tl_get(st, "running_mean"), *rv = tl_get(st, "running_var");
     dc_tensor *out = TL_CHECK(dc_batch_norm(view, rm, rv, tl_get(st, "weight"), tl_get(st, "bias"), true, 0.1f, 1e-5f));
-    check(out, tl_get(st, "out"), "bn strided forward");
+    tl_check(out, tl_get(st, "out"), "bn strided forward");
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check(TL_CHECK(dc_transpose(xt->grad, 2, 3)), tl_get(st, "grad.x"), "bn strided grad.x");
+    tl_check(TL_CHECK(dc_transpose(xt->grad, 2, 3)), tl_get(st, "grad.x"), "bn strided grad.x");
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -99,7 +70,7 @@ static void test_bn_eval_without_stats(void **state)
     dc_safetensors *st = tl_fixture("ops/norm/bn1d_train");
     dc_tensor *x = tl_get(st, "x");
     dc_tensor *out = TL_CHECK(dc_batch_norm(x, NULL, NULL, tl_get(st, "weight"), tl_get(st, "bias"), false, 0.1f, 1e-5f));
-    check(out, tl_get(st, "out"), "bn eval without running stats");
+    tl_check(out, tl_get(st, "out"), "bn eval without running stats");
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -127,7 +98,7 @@ static void test_bn_gradcheck(void **state)
         char path[128];
         snprintf(path, sizeof path, "ops/norm/%s", cases[c]);
         dc_safetensors *st = tl_fixture(path);
-        dc_tensor *in[3] = {leaf(st, "x"), leaf(st, "weight"), leaf(st, "bias")};
+        dc_tensor *in[3] = {tl_leaf(st, "x"), tl_leaf(st, "weight"), tl_leaf(st, "bias")};
         gy_fixed = tl_get(st, "gy");
         dc_tensor *stats[2] = {tl_get(st, "running_mean"), tl_get(st, "running_var")};
         tl_gradcheck(cases[c], c == 2 ? f_bn_eval : f_bn_train, 3, in, stats, 1e-2, 2e-3, 1e-2);
@@ -170,15 +141,15 @@ static void run_layer_norm(const char *name)
     bool affine = tl_meta_num(st, "affine") != 0;
     int n_norm = (int)tl_meta_num(st, "n_norm");
     float eps = (float)tl_meta_num(st, "eps");
-    dc_tensor *x = leaf(st, "x");
-    dc_tensor *w = affine ? leaf(st, "weight") : NULL, *b = affine ? leaf(st, "bias") : NULL;
+    dc_tensor *x = tl_leaf(st, "x");
+    dc_tensor *w = affine ? tl_leaf(st, "weight") : NULL, *b = affine ? tl_leaf(st, "bias") : NULL;
     dc_tensor *out = TL_CHECK(dc_layer_norm(x, n_norm, w, b, eps));
-    check(out, tl_get(st, "out"), name);
+    tl_check(out, tl_get(st, "out"), name);
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check_grad(x, st, "grad.x", name);
+    tl_check_grad(x, st, "grad.x", name);
     if (affine) {
-        check_grad(w, st, "grad.weight", name);
-        check_grad(b, st, "grad.bias", name);
+        tl_check_grad(w, st, "grad.weight", name);
+        tl_check_grad(b, st, "grad.bias", name);
     }
     dc_safetensors_close(st);
     dc_pool_pop(m);
@@ -199,7 +170,7 @@ static void test_ln_gradcheck(void **state)
     (void)state;
     dc_pool_mark m = dc_pool_push();
     dc_safetensors *st = tl_fixture("ops/norm/ln_last2");
-    dc_tensor *in[3] = {leaf(st, "x"), leaf(st, "weight"), leaf(st, "bias")};
+    dc_tensor *in[3] = {tl_leaf(st, "x"), tl_leaf(st, "weight"), tl_leaf(st, "bias")};
     gy_fixed = tl_get(st, "gy");
     int n_norm = 2;
     tl_gradcheck("layer_norm", f_ln, 3, in, &n_norm, 1e-2, 2e-3, 1e-2);
@@ -233,15 +204,15 @@ static void run_group_norm(const char *name)
     bool affine = tl_meta_num(st, "affine") != 0;
     int groups = (int)tl_meta_num(st, "groups");
     float eps = (float)tl_meta_num(st, "eps");
-    dc_tensor *x = leaf(st, "x");
-    dc_tensor *w = affine ? leaf(st, "weight") : NULL, *b = affine ? leaf(st, "bias") : NULL;
+    dc_tensor *x = tl_leaf(st, "x");
+    dc_tensor *w = affine ? tl_leaf(st, "weight") : NULL, *b = affine ? tl_leaf(st, "bias") : NULL;
     dc_tensor *out = TL_CHECK(dc_group_norm(x, groups, w, b, eps));
-    check(out, tl_get(st, "out"), name);
+    tl_check(out, tl_get(st, "out"), name);
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check_grad(x, st, "grad.x", name);
+    tl_check_grad(x, st, "grad.x", name);
     if (affine) {
-        check_grad(w, st, "grad.weight", name);
-        check_grad(b, st, "grad.bias", name);
+        tl_check_grad(w, st, "grad.weight", name);
+        tl_check_grad(b, st, "grad.bias", name);
     }
     dc_safetensors_close(st);
     dc_pool_pop(m);
@@ -262,7 +233,7 @@ static void test_gn_gradcheck(void **state)
     (void)state;
     dc_pool_mark m = dc_pool_push();
     dc_safetensors *st = tl_fixture("ops/norm/gn_batch1");
-    dc_tensor *in[3] = {leaf(st, "x"), leaf(st, "weight"), leaf(st, "bias")};
+    dc_tensor *in[3] = {tl_leaf(st, "x"), tl_leaf(st, "weight"), tl_leaf(st, "bias")};
     gy_fixed = tl_get(st, "gy");
     int groups = 3;
     tl_gradcheck("group_norm", f_gn, 3, in, &groups, 1e-2, 2e-3, 1e-2);
@@ -293,12 +264,12 @@ static void run_rms_norm(const char *name)
     dc_safetensors *st = tl_fixture(path);
     bool affine = tl_meta_num(st, "affine") != 0;
     float eps = (float)tl_meta_num(st, "eps");
-    dc_tensor *x = leaf(st, "x"), *w = affine ? leaf(st, "weight") : NULL;
+    dc_tensor *x = tl_leaf(st, "x"), *w = affine ? tl_leaf(st, "weight") : NULL;
     dc_tensor *out = TL_CHECK(dc_rms_norm(x, w, eps));
-    check(out, tl_get(st, "out"), name);
+    tl_check(out, tl_get(st, "out"), name);
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
-    check_grad(x, st, "grad.x", name);
-    if (affine) check_grad(w, st, "grad.weight", name);
+    tl_check_grad(x, st, "grad.x", name);
+    if (affine) tl_check_grad(w, st, "grad.weight", name);
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -317,7 +288,7 @@ static void test_rms_gradcheck(void **state)
     (void)state;
     dc_pool_mark m = dc_pool_push();
     dc_safetensors *st = tl_fixture("ops/norm/rms");
-    dc_tensor *in[2] = {leaf(st, "x"), leaf(st, "weight")};
+    dc_tensor *in[2] = {tl_leaf(st, "x"), tl_leaf(st, "weight")};
     gy_fixed = tl_get(st, "gy");
     tl_gradcheck("rms_norm", f_rms, 2, in, NULL, 1e-2, 2e-3, 1e-2);
     dc_safetensors_close(st);
@@ -391,6 +362,6 @@ int main(void)
         cmocka_unit_test(test_threads_deterministic),
     };
     int rc = TL_RUN(tests);
-    printf("test_ops_norm: largest relative error vs PyTorch %.3g (%s)\n", worst_err, worst_what);
+    tl_report_worst("test_ops_norm");
     return rc;
 }

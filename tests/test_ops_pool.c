@@ -9,19 +9,6 @@
 
 #include "support/testlib.h"
 
-static double worst_err = 0;
-static char worst_what[128] = "";
-
-static void check(const dc_tensor *actual, const dc_tensor *expected, const char *what)
-{
-    double e = tl_max_rel_error(actual, expected);
-    if (e > worst_err || worst_what[0] == '\0') {
-        worst_err = e;
-        snprintf(worst_what, sizeof worst_what, "%s", what);
-    }
-    tl_assert_close(actual, expected, TL_RTOL, what);
-}
-
 static int meta_i(dc_safetensors *st, const char *key) { return (int)tl_meta_num(st, key); }
 
 typedef enum { OP_MAX, OP_AVG, OP_ADAPTIVE, OP_UPSAMPLE, OP_PAD } op_kind;
@@ -84,18 +71,18 @@ static void run_case(const char *name, op_kind kind)
     dc_tensor *x = tl_get(st, "x");
     TL_OK(dc_set_requires_grad(x, true));
     dc_tensor *out = TL_CHECK(apply(x, &o));
-    check(out, tl_get(st, "out"), name);
+    tl_check(out, tl_get(st, "out"), name);
     TL_OK(dc_backward(out, tl_get(st, "gy"), false));
     if (!x->grad) fail_msg("%s: no gradient", name);
     char what[160];
     snprintf(what, sizeof what, "%s grad.x", name);
-    check(x->grad, tl_get(st, "grad.x"), what);
+    tl_check(x->grad, tl_get(st, "grad.x"), what);
     /* the same forward with grad off (max pooling then keeps no indices) */
     bool prev = dc_set_grad_enabled(false);
     out = TL_CHECK(apply(x, &o));
     dc_set_grad_enabled(prev);
     assert_null(out->grad_fn);
-    check(out, tl_get(st, "out"), name);
+    tl_check(out, tl_get(st, "out"), name);
     dc_safetensors_close(st);
     dc_pool_pop(m);
 }
@@ -254,6 +241,6 @@ int main(void)
         cmocka_unit_test(test_errors),
     };
     int rc = TL_RUN(tests);
-    printf("test_ops_pool: largest relative error vs PyTorch %.3g (%s)\n", worst_err, worst_what);
+    tl_report_worst("test_ops_pool");
     return rc;
 }

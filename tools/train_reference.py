@@ -124,6 +124,7 @@ def main():
     torch.manual_seed(a.seed)
     xtr, ytr, xte, yte = load(a.dataset, a.data_dir)
     c, s = xtr.shape[1], xtr.shape[2]
+    torch.manual_seed(a.seed)  # --seed drives the initialisation too, as in `deepc train`
     model = build(a.model, c, s)
     xte_t, yte_t = normalize(xte, a.dataset), torch.from_numpy(yte)
     if a.cmd == "eval":

@@ -412,3 +412,40 @@ int tl_run(const char *name, const struct CMUnitTest *tests, size_t count)
     }
     return failed;
 }
+
+/* ---------------------------------------------------------------------------------------
+ * Fixture comparisons that keep the largest error for the summary line
+ * ------------------------------------------------------------------------------------- */
+
+static double tl_worst_err = 0;
+static char tl_worst_what[160] = "";
+
+void tl_check(const dc_tensor *actual, const dc_tensor *expected, const char *what)
+{
+    double e = tl_max_rel_error(actual, expected);
+    if (e > tl_worst_err || !tl_worst_what[0]) {
+        tl_worst_err = e;
+        snprintf(tl_worst_what, sizeof tl_worst_what, "%s", what);
+    }
+    tl_assert_close(actual, expected, TL_RTOL, what);
+}
+
+void tl_check_grad(dc_tensor *t, dc_safetensors *st, const char *name, const char *what)
+{
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s %s", what, name);
+    if (!t->grad) fail_msg("%s: no gradient", buf);
+    tl_check(t->grad, tl_get(st, name), buf);
+}
+
+dc_tensor *tl_leaf(dc_safetensors *st, const char *name)
+{
+    dc_tensor *t = tl_get(st, name);
+    TL_OK(dc_set_requires_grad(t, true));
+    return t;
+}
+
+void tl_report_worst(const char *program)
+{
+    printf("%s: largest relative error vs PyTorch %.3g (%s)\n", program, tl_worst_err, tl_worst_what);
+}

@@ -42,6 +42,16 @@ double tl_max_rel_error(const dc_tensor *actual, const dc_tensor *expected);
 void *tl_check_ptr_(void *p, const char *expr, const char *file, int line);
 void tl_check_status_(dc_status st, const char *expr, const char *file, int line);
 
+/* Checks against a PyTorch fixture at TL_RTOL and remembers the largest relative error seen
+ * (and what it was), which tl_report_worst prints at the end of a test program. */
+void tl_check(const dc_tensor *actual, const dc_tensor *expected, const char *what);
+/* t->grad against fixture tensor `name` ("grad.x", ...), through tl_check. */
+void tl_check_grad(dc_tensor *t, dc_safetensors *st, const char *name, const char *what);
+/* A fixture tensor as a leaf that requires grad. */
+dc_tensor *tl_leaf(dc_safetensors *st, const char *name);
+/* "<program>: largest relative error vs PyTorch E (what)" */
+void tl_report_worst(const char *program);
+
 /* Finite-difference gradient check. f builds a scalar (or any tensor: its sum is used) from
  * the inputs; inputs that require grad are checked. Central differences with step eps on a
  * copy of each element; passes when |analytic - numeric| <= atol + rtol * |numeric| for every
