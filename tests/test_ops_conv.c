@@ -209,7 +209,9 @@ static void test_threads_deterministic(void **state)
 extern int dc__conv_path; /* src/backend/cpu/conv_internal.h */
 extern int dc__conv_wide;
 
-static void run_paths(int64_t n, int64_t c, int64_t hw, int64_t o, int k, int stride, int pad, bool bias)
+/* fast = 2: every specialised kernel wherever it is valid; 0: what the dispatcher picks */
+static void run_paths_mode(int fast, int64_t n, int64_t c, int64_t hw, int64_t o, int k, int stride, int pad,
+                           bool bias)
 {
     dc_pool_mark m = dc_pool_push();
     dc_rng rng;
@@ -219,7 +221,7 @@ static void run_paths(int64_t n, int64_t c, int64_t hw, int64_t o, int k, int st
     dc_conv2d_args a = {.stride = {stride, stride}, .padding = {pad, pad}};
     dc_tensor *out[2], *gx[2], *gw[2], *gb[2], *gy = NULL;
     for (int path = 0; path < 2; path++) {
-        dc__conv_path = path;
+        dc__conv_path = path ? 1 : fast;
         dc_zero_grad(x);
         dc_zero_grad(w);
         TL_OK(dc_set_requires_grad(x, true));
@@ -253,9 +255,18 @@ static void run_paths(int64_t n, int64_t c, int64_t hw, int64_t o, int k, int st
     dc_pool_pop(m);
 }
 
+static void run_paths(int64_t n, int64_t c, int64_t hw, int64_t o, int k, int stride, int pad, bool bias)
+{
+    run_paths_mode(2, n, c, hw, o, k, stride, pad, bias);
+}
+
 static void test_fast_paths_match_gemm(void **state)
 {
     (void)state;
+    /* the dispatcher's own choice on ResNet-20's shapes (direct kernels and im2col) */
+    run_paths_mode(0, 3, 16, 14, 16, 3, 1, 1, false);
+    run_paths_mode(0, 2, 32, 7, 32, 3, 1, 1, false);
+    run_paths_mode(0, 3, 16, 14, 32, 3, 2, 1, false);
     run_paths(3, 32, 16, 48, 3, 1, 1, true);   /* Winograd: all three passes */
     run_paths(2, 64, 9, 32, 3, 1, 1, false);   /* odd size: partial tiles */
     run_paths(20, 32, 4, 40, 3, 1, 1, false);  /* 4x4: Winograd forward and input gradient */

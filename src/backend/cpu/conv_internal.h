@@ -30,8 +30,9 @@ bool dc__conv_small_forward(const dc_conv2d_geom *g, const float *x, const float
 bool dc__conv_small_backward(const dc_conv2d_geom *g, const float *x, const float *w,
                              const float *dy, float *dx, float *dw);
 
-/* Which algorithms may run: 0 = the best for each shape, 1 = im2col + GEMM only (tests
- * compare the two; benchmarks measure each). Not thread-safe: set it between calls. */
+/* Which algorithms may run: 0 = the best for each shape, 1 = im2col + GEMM only, 2 = the
+ * specialised kernels wherever they are valid, even where they do not pay (tests compare
+ * these; benchmarks measure each). Not thread-safe: set it between calls. */
 extern int dc__conv_path;
 /* The Winograd GEMM's vectors: -1 = the CPU's best (16 floats with AVX-512, else 8), 0 = 8,
  * 1 = 16 without AVX-512 code generation (tests check the wide path's logic with it). */
