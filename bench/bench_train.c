@@ -3,7 +3,7 @@
  * index, timing forward + backward + Adam step + loss read-out). bench/run_train.sh runs
  * both and prints the ratios.
  *
- *   bench_train --model lenet5 --batch 64 --threads 2 --steps 200 [--infer-batch 1]
+ *   bench_train --model lenet5 --batch 64 --threads 2 --steps 200 [--infer-batch 1 [--infer-reps N]]
  *
  * Prints one JSON line: {"framework":"deepc","model",...,"train_images_per_second",...}.
  */
@@ -28,6 +28,7 @@ int main(int argc, char **argv)
 {
     const char *model = "lenet5";
     int batch = 64, threads = 2, steps = 100, warmup = 5, channels = 0, size = 0, infer_batch = 0;
+    int infer_reps = 0; /* 0: 2000 images' worth (at least 50 batches) */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) model = argv[i + 1];
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--channels")) channels = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--size")) size = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--infer-batch")) infer_batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--infer-reps")) infer_reps = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_train: unknown argument %s\n", argv[i]);
             return 2;
@@ -97,7 +99,7 @@ int main(int argc, char **argv)
             dc_module_forward(net, xi);
             dc_pool_pop(m);
         }
-        int reps = 2000 / infer_batch > 50 ? 2000 / infer_batch : 50;
+        int reps = infer_reps > 0 ? infer_reps : 2000 / infer_batch > 50 ? 2000 / infer_batch : 50;
         double t1 = now();
         for (int i = 0; i < reps; i++) {
             dc_pool_mark m = dc_pool_push();

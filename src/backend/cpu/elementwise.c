@@ -21,6 +21,7 @@
 #include <math.h>
 
 #include "../../core/internal.h"
+#include "parallel.h"
 #include "../kernels_elementwise.h"
 
 #define EW_MAX_ARGS 5
@@ -327,8 +328,7 @@ static dc_status cpu_map(dc_ew_op op, int nargs, void *const *args, const int64_
     }
     float p0 = params ? params[0] : 0.0f, p1 = params ? params[1] : 0.0f;
     int64_t par_min = is_heavy(op) ? EW_PAR_MIN_HEAVY : EW_PAR_MIN_CHEAP;
-#pragma omp parallel for schedule(static) if (total >= par_min && tasks > 1)
-    for (int64_t t = 0; t < tasks; t++) {
+    DC_PAR_FOR(total >= par_min && tasks > 1, for (int64_t t = 0; t < tasks; t++) {
         int64_t r = t / chunks, c = t % chunks;
         int64_t start = c * EW_CHUNK, len = DC_MIN(EW_CHUNK, inner - start);
         int64_t off[EW_MAX_ARGS] = {0};
@@ -342,7 +342,7 @@ static dc_status cpu_map(dc_ew_op op, int nargs, void *const *args, const int64_
         for (int k = 0; k < nargs; k++)
             p[k] = (char *)args[k] + (off[k] + start * inner_stride[k]) * (int64_t)esz[k];
         run_row(op, len, p, inner_stride, p0, p1);
-    }
+    });
     return DC_OK;
 }
 

@@ -17,6 +17,7 @@
 #endif
 
 #include "../backend.h"
+#include "parallel.h"
 
 int dc__llm_threads(void)
 {
@@ -73,6 +74,15 @@ static inline float hsum8(__m256 v)
 }
 #endif
 
+/* dst[i0, i1) from 16-bit src[i0, i1) */
+static void to_f32_range(const uint16_t *s, dc_dtype dtype, int64_t i, int64_t e, float *dst)
+{
+#ifdef LLM_AVX2
+    for (; i + 8 <= e; i += 8) _mm256_storeu_ps(dst + i, dtype == DC_BF16 ? load8_bf16(s + i) : load8_f16(s + i));
+#endif
+    for (; i < e; i++) dst[i] = dtype == DC_BF16 ? bf16_to_f32(s[i]) : half_to_f32(s[i]);
+}
+
 void dc__llm_to_f32(const void *src, dc_dtype dtype, int64_t n, float *dst)
 {
     if (dtype == DC_F32) {
@@ -80,15 +90,9 @@ void dc__llm_to_f32(const void *src, dc_dtype dtype, int64_t n, float *dst)
         return;
     }
     const uint16_t *s = src;
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t b = 0; b < (n + 4095) / 4096; b++) {
-        int64_t i = b * 4096, e = i + 4096 < n ? i + 4096 : n;
-#ifdef LLM_AVX2
-        for (; i + 8 <= e; i += 8)
-            _mm256_storeu_ps(dst + i, dtype == DC_BF16 ? load8_bf16(s + i) : load8_f16(s + i));
-#endif
-        for (; i < e; i++) dst[i] = dtype == DC_BF16 ? bf16_to_f32(s[i]) : half_to_f32(s[i]);
-    }
+    DC_PAR_FOR(n > 65536, for (int64_t b = 0; b < (n + 4095) / 4096; b++) {
+        to_f32_range(s, dtype, b * 4096, b * 4096 + 4096 < n ? b * 4096 + 4096 : n, dst);
+    });
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -273,8 +277,9 @@ dc_status dc__llm_matmul(const dc__llm_weight *w, const float *x, int64_t n, con
     /* bias first, then C = x W + C: torch.addmm(bias, x, W) order */
     float beta = 0.0f;
     if (bias) {
-#pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < n; r++) memcpy(y + r * out, bias, (size_t)out * sizeof(float));
+        DC_PAR_FOR(n * out > 65536, for (int64_t r = 0; r < n; r++) {
+            memcpy(y + r * out, bias, (size_t)out * sizeof(float));
+        });
         beta = 1.0f;
     }
     if (w->dtype == DC_F32) {
@@ -317,8 +322,7 @@ dc_status dc__llm_matmul(const dc__llm_weight *w, const float *x, int64_t n, con
  * which is what torch's (pairwise/vectorised) float sums approximate to within an ulp or two. */
 void dc__llm_layer_norm(const float *x, int64_t n, int64_t d, const float *w, const float *b, float eps, float *out)
 {
-#pragma omp parallel for schedule(static) if (n > 1)
-    for (int64_t r = 0; r < n; r++) {
+    DC_PAR_FOR(n > 1, for (int64_t r = 0; r < n; r++) {
         const float *xr = x + r * d;
         float *yr = out + r * d;
         double s = 0;
@@ -331,14 +335,13 @@ void dc__llm_layer_norm(const float *x, int64_t n, int64_t d, const float *w, co
         }
         float rstd = (float)(1.0 / sqrt(v / (double)d + (double)eps));
         for (int64_t i = 0; i < d; i++) yr[i] = (xr[i] - mean) * rstd * w[i] + (b ? b[i] : 0.0f);
-    }
+    });
 }
 
 /* LlamaRMSNorm: x * rsqrt(mean(x^2) + eps), then * weight. */
 void dc__llm_rms_norm(const float *x, int64_t n, int64_t d, const float *w, float eps, float *out)
 {
-#pragma omp parallel for schedule(static) if (n > 1)
-    for (int64_t r = 0; r < n; r++) {
+    DC_PAR_FOR(n > 1, for (int64_t r = 0; r < n; r++) {
         const float *xr = x + r * d;
         float *yr = out + r * d;
         double s = 0;
@@ -346,23 +349,23 @@ void dc__llm_rms_norm(const float *x, int64_t n, int64_t d, const float *w, floa
         float var = (float)(s / (double)d);
         float rs = 1.0f / sqrtf(var + eps);
         for (int64_t i = 0; i < d; i++) yr[i] = w[i] * (xr[i] * rs);
-    }
+    });
 }
 
 void dc__llm_gelu_tanh(float *x, int64_t n)
 {
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-#pragma omp parallel for schedule(static) if (n > 16384)
-    for (int64_t i = 0; i < n; i++) {
+    DC_PAR_FOR(n > 16384, for (int64_t i = 0; i < n; i++) {
         float v = x[i];
         x[i] = 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
-    }
+    });
 }
 
 void dc__llm_gelu_erf(float *x, int64_t n)
 {
-#pragma omp parallel for schedule(static) if (n > 16384)
-    for (int64_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+    DC_PAR_FOR(n > 16384, for (int64_t i = 0; i < n; i++) {
+        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+    });
 }
 
 void dc__llm_relu(float *x, int64_t n)
@@ -372,17 +375,17 @@ void dc__llm_relu(float *x, int64_t n)
 
 void dc__llm_silu_mul(float *gate, const float *up, int64_t n)
 {
-#pragma omp parallel for schedule(static) if (n > 16384)
-    for (int64_t i = 0; i < n; i++) {
+    DC_PAR_FOR(n > 16384, for (int64_t i = 0; i < n; i++) {
         float g = gate[i];
         gate[i] = g / (1.0f + expf(-g)) * up[i];
-    }
+    });
 }
 
 void dc__llm_add(float *x, const float *y, int64_t n)
 {
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+    DC_PAR_FOR(n > 65536, for (int64_t i = 0; i < n; i++) {
+        x[i] += y[i];
+    });
 }
 
 /* q_embed = q * cos + rotate_half(q) * sin, rotate_half(q) = cat(-q[half:], q[:half]). */
@@ -390,8 +393,7 @@ void dc__llm_rope(float *x, int64_t n, int64_t ld, int64_t nh, int64_t hd, int64
                   const float *sin_t)
 {
     int64_t half = hd / 2;
-#pragma omp parallel for schedule(static) if (n > 1)
-    for (int64_t r = 0; r < n; r++) {
+    DC_PAR_FOR(n > 1, for (int64_t r = 0; r < n; r++) {
         const float *c = cos_t + (pos0 + r) * half, *s = sin_t + (pos0 + r) * half;
         for (int64_t h = 0; h < nh; h++) {
             float *v = x + r * ld + h * hd;
@@ -401,7 +403,7 @@ void dc__llm_rope(float *x, int64_t n, int64_t ld, int64_t nh, int64_t hd, int64
                 v[i + half] = b * c[i] + a * s[i];
             }
         }
-    }
+    });
 }
 
 /* ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../../core/internal.h"
+#include "parallel.h"
 #include "../kernels_loss.h"
 
 #define PAR_MIN 32768
@@ -162,8 +163,7 @@ static dc_status cpu_cross_entropy_forward(const float *logits, const int64_t *t
     if (bad >= 0) return bad_target("cross_entropy", target, bad, c);
     const double ls = label_smoothing;
     if (s == 1) {
-#pragma omp parallel for schedule(static) if (n * c > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) {
+        DC_PAR_FOR(n * c > PAR_MIN, for (int64_t i = 0; i < n; i++) {
             const float *z = logits + i * c;
             float mx = row_max(z, c);
             if (mx == -INFINITY) mx = 0; /* all -inf: keep exp() finite, lse = -inf */
@@ -179,11 +179,10 @@ static dc_status cpu_cross_entropy_forward(const float *logits, const int64_t *t
             double v = (1.0 - ls) * (l - z[t]);
             if (ls != 0) v += ls * (l - zsum / (double)c);
             losses[i] = (float)v;
-        }
+        });
     } else {
         int64_t jblocks = (s + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static) if (n * c * s > PAR_MIN)
-        for (int64_t task = 0; task < n * jblocks; task++) {
+        DC_PAR_FOR(n * c * s > PAR_MIN, for (int64_t task = 0; task < n * jblocks; task++) {
             int64_t i = task / jblocks, j0 = (task % jblocks) * BLOCK, nb = DC_MIN(BLOCK, s - j0);
             const float *z = logits + i * c * s + j0;
             float mx[BLOCK], a[BLOCK], zs[BLOCK];
@@ -213,7 +212,7 @@ static dc_status cpu_cross_entropy_forward(const float *logits, const int64_t *t
                 if (ls != 0) v += ls * (l - (double)zs[j] / (double)c);
                 losses[p] = (float)v;
             }
-        }
+        });
     }
     *count = count_valid(target, n * s, ignore_index);
     reduce_losses(losses, n * s, reduction, *count, out);
@@ -231,8 +230,7 @@ static dc_status cpu_cross_entropy_backward(const float *logits, const int64_t *
 {
     const float uni = label_smoothing / (float)c, hit = 1.0f - label_smoothing;
     if (s == 1) {
-#pragma omp parallel for schedule(static) if (n * c > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) {
+        DC_PAR_FOR(n * c > PAR_MIN, for (int64_t i = 0; i < n; i++) {
             const float *z = logits + i * c;
             float *d = dlogits + i * c;
             int64_t t = target[i];
@@ -243,11 +241,10 @@ static dc_status cpu_cross_entropy_backward(const float *logits, const int64_t *
             float g = grad[i * grad_stride] * scale, l = lse[i];
             for (int64_t k = 0; k < c; k++) d[k] = g * (exp_f(z[k] - l) - uni);
             d[t] -= g * hit;
-        }
+        });
     } else {
         int64_t jblocks = (s + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static) if (n * c * s > PAR_MIN)
-        for (int64_t task = 0; task < n * jblocks; task++) {
+        DC_PAR_FOR(n * c * s > PAR_MIN, for (int64_t task = 0; task < n * jblocks; task++) {
             int64_t i = task / jblocks, j0 = (task % jblocks) * BLOCK, nb = DC_MIN(BLOCK, s - j0);
             const float *z = logits + i * c * s + j0;
             float *d = dlogits + i * c * s + j0;
@@ -263,7 +260,7 @@ static dc_status cpu_cross_entropy_backward(const float *logits, const int64_t *
                 int64_t t = target[i * s + j0 + j];
                 if (t != ignore_index) d[t * s + j] -= g[j] * hit;
             }
-        }
+        });
     }
     return DC_OK;
 }
@@ -315,18 +312,16 @@ static dc_status cpu_mse_forward(const float *a, const float *b, int64_t n, dc_r
                                  float *losses, float *out)
 {
     if (losses) {
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) {
+        DC_PAR_FOR(n > PAR_MIN, for (int64_t i = 0; i < n; i++) {
             float d = a[i] - b[i];
             losses[i] = d * d;
-        }
+        });
     }
     if (!out || reduction == DC_REDUCE_NONE) return DC_OK;
     int64_t chunks = (n + MSE_CHUNK - 1) / MSE_CHUNK;
     double *part = chunks ? dc__malloc((size_t)chunks * sizeof *part) : NULL;
     if (chunks && !part) return dc_last_status();
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (int64_t ch = 0; ch < chunks; ch++) {
+    DC_PAR_FOR(n > PAR_MIN, for (int64_t ch = 0; ch < chunks; ch++) {
         int64_t i0 = ch * MSE_CHUNK, i1 = DC_MIN(n, i0 + MSE_CHUNK);
         double acc[8] = {0};
         int64_t i = i0;
@@ -340,7 +335,7 @@ static dc_status cpu_mse_forward(const float *a, const float *b, int64_t n, dc_r
             acc[0] += d * d;
         }
         part[ch] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    }
+    });
     double sum = 0;
     for (int64_t ch = 0; ch < chunks; ch++) sum += part[ch];
     free(part);
@@ -356,12 +351,11 @@ static dc_status cpu_mse_backward(const float *a, const float *b, int64_t n, con
                                   int64_t grad_stride, float scale, float *da, float *db)
 {
     const float k = 2.0f * scale;
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
+    DC_PAR_FOR(n > PAR_MIN, for (int64_t i = 0; i < n; i++) {
         float v = k * (a[i] - b[i]) * grad[i * grad_stride];
         if (da) da[i] = v;
         if (db) db[i] = -v;
-    }
+    });
     return DC_OK;
 }
 

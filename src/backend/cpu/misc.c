@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../../core/internal.h"
+#include "parallel.h"
 #include "../kernels_misc.h"
 
 #define PAR_MIN 32768
@@ -64,19 +65,19 @@ static dc_status cpu_dropout_forward(const float *x, float *y, uint8_t *mask, in
     const uint32_t threshold = (uint32_t)((double)p * 16777216.0);
     const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     const int64_t block = 16384, blocks = (n + block - 1) / block;
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (int64_t b = 0; b < blocks; b++) {
+    DC_PAR_FOR(n > PAR_MIN, for (int64_t b = 0; b < blocks; b++) {
         int64_t i0 = b * block, len = DC_MIN(block, n - i0);
         dropout_block(x + i0, y + i0, mask + i0, i0, (uint32_t)len, threshold, scale, k0, k1);
-    }
+    });
     return DC_OK;
 }
 
 static dc_status cpu_dropout_backward(const float *dy, const uint8_t *mask, int64_t n, float scale,
                                       float *dx)
 {
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * ((float)mask[i] * scale);
+    DC_PAR_FOR(n > PAR_MIN, for (int64_t i = 0; i < n; i++) {
+        dx[i] = dy[i] * ((float)mask[i] * scale);
+    });
     return DC_OK;
 }
 
@@ -104,9 +105,9 @@ static dc_status cpu_embedding_forward(const float *weight, int64_t num, int64_t
                                        const void *idx, dc_dtype idx_dtype, int64_t n, float *out)
 {
     if (check_indices(idx, idx_dtype, n, num)) return dc_last_status();
-#pragma omp parallel for schedule(static) if (n * dim > PAR_MIN)
-    for (int64_t i = 0; i < n; i++)
+    DC_PAR_FOR(n * dim > PAR_MIN, for (int64_t i = 0; i < n; i++) {
         memcpy(out + i * dim, weight + load_index(idx, idx_dtype, i) * dim, (size_t)dim * sizeof *out);
+    });
     return DC_OK;
 }
 
@@ -120,15 +121,14 @@ static dc_status cpu_embedding_backward(const float *dy, const void *idx, dc_dty
     if (check_indices(idx, idx_dtype, n, num)) return dc_last_status();
     const int64_t cb = 64; /* columns per task: a cache line of floats, four times over */
     int64_t blocks = (dim + cb - 1) / cb;
-#pragma omp parallel for schedule(static) if (n * dim > PAR_MIN && blocks > 1)
-    for (int64_t bk = 0; bk < blocks; bk++) {
+    DC_PAR_FOR(n * dim > PAR_MIN && blocks > 1, for (int64_t bk = 0; bk < blocks; bk++) {
         int64_t j0 = bk * cb, nj = DC_MIN(cb, dim - j0);
         for (int64_t i = 0; i < n; i++) {
             float *dst = dweight + load_index(idx, idx_dtype, i) * dim + j0;
             const float *src = dy + i * dim + j0;
             for (int64_t j = 0; j < nj; j++) dst[j] += src[j];
         }
-    }
+    });
     return DC_OK;
 }
 
@@ -221,8 +221,7 @@ static dc_status cpu_attn_softmax_forward(float *scores, int64_t batch, int64_t 
                                           const int64_t *mask_offsets, int64_t mask_stride_l,
                                           int64_t mask_stride_s, bool causal)
 {
-#pragma omp parallel for schedule(static) if (batch * l * s > PAR_MIN)
-    for (int64_t r = 0; r < batch * l; r++) {
+    DC_PAR_FOR(batch * l * s > PAR_MIN, for (int64_t r = 0; r < batch * l; r++) {
         int64_t b = r / l, i = r % l;
         float *row = scores + r * s;
         /* causal: columns j > i are masked; they are simply left out and zeroed */
@@ -250,7 +249,7 @@ static dc_status cpu_attn_softmax_forward(float *scores, int64_t batch, int64_t 
         float inv = (float)(1.0 / sum);
         for (int64_t j = 0; j < lim; j++) row[j] *= inv;
         if (lim < s) memset(row + lim, 0, (size_t)(s - lim) * sizeof *row);
-    }
+    });
     return DC_OK;
 }
 
@@ -258,8 +257,7 @@ static dc_status cpu_attn_softmax_forward(float *scores, int64_t batch, int64_t 
 static dc_status cpu_attn_softmax_backward(const float *p, float *dp, int64_t batch, int64_t l,
                                            int64_t s)
 {
-#pragma omp parallel for schedule(static) if (batch * l * s > PAR_MIN)
-    for (int64_t r = 0; r < batch * l; r++) {
+    DC_PAR_FOR(batch * l * s > PAR_MIN, for (int64_t r = 0; r < batch * l; r++) {
         const float *pr = p + r * s;
         float *dr = dp + r * s;
         float a[8] = {0};
@@ -270,7 +268,7 @@ static dc_status cpu_attn_softmax_backward(const float *p, float *dp, int64_t ba
         for (; j < s; j++) t += (double)pr[j] * dr[j];
         float dot = (float)(((double)a[0] + a[1] + a[2] + a[3]) + ((double)a[4] + a[5] + a[6] + a[7]) + t);
         for (j = 0; j < s; j++) dr[j] = pr[j] * (dr[j] - dot);
-    }
+    });
     return DC_OK;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../../core/internal.h"
+#include "parallel.h"
 #include "../kernels_norm.h"
 
 /* work (elements) below which a kernel stays on one thread */
@@ -144,8 +145,7 @@ static dc_status cpu_batch_norm_forward(const float *x, float *y, int64_t n, int
     const int64_t m = n * s;
     if (s == 1) {
         int64_t blocks = (c + BN_COLS - 1) / BN_COLS;
-#pragma omp parallel for schedule(static) if (n * c > PAR_MIN)
-        for (int64_t bk = 0; bk < blocks; bk++) {
+        DC_PAR_FOR(n * c > PAR_MIN, for (int64_t bk = 0; bk < blocks; bk++) {
             int64_t c0 = bk * BN_COLS, nc = DC_MIN(BN_COLS, c - c0);
             double mean[BN_COLS], vs[BN_COLS];
             float a[BN_COLS], b[BN_COLS];
@@ -172,11 +172,10 @@ static dc_status cpu_batch_norm_forward(const float *x, float *y, int64_t n, int
             }
             for (int64_t i = 0; i < n; i++)
                 for (int64_t j = 0; j < nc; j++) y[i * c + c0 + j] = x[i * c + c0 + j] * a[j] + b[j];
-        }
+        });
         return DC_OK;
     }
-#pragma omp parallel for schedule(static) if (n * c * s > PAR_MIN)
-    for (int64_t ch = 0; ch < c; ch++) {
+    DC_PAR_FOR(n * c * s > PAR_MIN, for (int64_t ch = 0; ch < c; ch++) {
         double mean = 0, vs = 0;
         if (training) {
             float shift = x[ch * s];
@@ -193,7 +192,7 @@ static dc_status cpu_batch_norm_forward(const float *x, float *y, int64_t n, int
         float a = save_invstd[ch] * (weight ? weight[ch] : 1.0f);
         float b = (bias ? bias[ch] : 0.0f) - save_mean[ch] * a;
         for (int64_t i = 0; i < n; i++) affine_f(x + (i * c + ch) * s, y + (i * c + ch) * s, s, a, b);
-    }
+    });
     return DC_OK;
 }
 
@@ -211,8 +210,7 @@ static dc_status cpu_batch_norm_backward(const float *x, const float *dy, int64_
     const int64_t m = n * s;
     if (s == 1) {
         int64_t blocks = (c + BN_COLS - 1) / BN_COLS;
-#pragma omp parallel for schedule(static) if (n * c > PAR_MIN)
-        for (int64_t bk = 0; bk < blocks; bk++) {
+        DC_PAR_FOR(n * c > PAR_MIN, for (int64_t bk = 0; bk < blocks; bk++) {
             int64_t c0 = bk * BN_COLS, nc = DC_MIN(BN_COLS, c - c0);
             double sdy[BN_COLS], sdyx[BN_COLS];
             for (int64_t j = 0; j < nc; j++) sdy[j] = sdyx[j] = 0;
@@ -240,11 +238,10 @@ static dc_status cpu_batch_norm_backward(const float *x, const float *dy, int64_
                         int64_t e = i * c + c0 + j;
                         dx[e] = k1[j] * dy[e] - k2[j] * (x[e] - mu[j]) - k3[j];
                     }
-        }
+        });
         return DC_OK;
     }
-#pragma omp parallel for schedule(static) if (n * c * s > PAR_MIN)
-    for (int64_t ch = 0; ch < c; ch++) {
+    DC_PAR_FOR(n * c * s > PAR_MIN, for (int64_t ch = 0; ch < c; ch++) {
         double sdy = 0, sdyx = 0, mean = save_mean[ch];
         for (int64_t i = 0; i < n; i++) {
             sum_and_dot(dy + (i * c + ch) * s, x + (i * c + ch) * s, s, &sdy, &sdyx);
@@ -263,7 +260,7 @@ static dc_status cpu_batch_norm_backward(const float *x, const float *dy, int64_
             float *dp = dx + (i * c + ch) * s;
             for (int64_t k = 0; k < s; k++) dp[k] = k1 * gp[k] - k2 * (xp[k] - mu) - k3;
         }
-    }
+    });
     return DC_OK;
 }
 
@@ -287,8 +284,7 @@ static dc_status cpu_layer_norm_forward(const float *x, float *y, int64_t rows, 
                                         const float *weight, const float *bias, float eps,
                                         float *mean, float *rstd)
 {
-#pragma omp parallel for schedule(static) if (rows * d > PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
+    DC_PAR_FOR(rows * d > PAR_MIN, for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * d;
         float *yr = y + r * d;
         row_stats(xr, d, eps, &mean[r], &rstd[r]);
@@ -301,7 +297,7 @@ static dc_status cpu_layer_norm_forward(const float *x, float *y, int64_t rows, 
             for (int64_t j = 0; j < d; j++) yr[j] = (xr[j] - mu) * rs + bias[j];
         else
             for (int64_t j = 0; j < d; j++) yr[j] = (xr[j] - mu) * rs;
-    }
+    });
     return DC_OK;
 }
 
@@ -432,8 +428,7 @@ static dc_status cpu_group_norm_forward(const float *x, float *y, int64_t n, int
                                         float eps, float *mean, float *rstd)
 {
     const int64_t cg = c / groups, d = cg * s;
-#pragma omp parallel for schedule(static) if (n * c * s > PAR_MIN)
-    for (int64_t r = 0; r < n * groups; r++) {
+    DC_PAR_FOR(n * c * s > PAR_MIN, for (int64_t r = 0; r < n * groups; r++) {
         const float *xr = x + r * d;
         float *yr = y + r * d;
         row_stats(xr, d, eps, &mean[r], &rstd[r]);
@@ -444,7 +439,7 @@ static dc_status cpu_group_norm_forward(const float *x, float *y, int64_t n, int
             float b = (bias ? bias[ch] : 0.0f) - mean[r] * a;
             affine_f(xr + k * s, yr + k * s, s, a, b);
         }
-    }
+    });
     return DC_OK;
 }
 
@@ -461,8 +456,7 @@ static dc_status cpu_group_norm_backward(const float *x, const float *dy, int64_
      * for the parameter gradients (so x and dy are read twice in all, not four times) */
     double *sums = dc__malloc((size_t)(n * c) * 2 * sizeof *sums);
     if (!sums) return dc_last_status();
-#pragma omp parallel for schedule(static) if (n * c * s > PAR_MIN)
-    for (int64_t r = 0; r < n * groups; r++) {
+    DC_PAR_FOR(n * c * s > PAR_MIN, for (int64_t r = 0; r < n * groups; r++) {
         const float *xr = x + r * d, *gr = dy + r * d;
         int64_t g = r % groups;
         double *sr = sums + 2 * r * cg; /* channels of row r are (r * cg ...) in [n, c] order */
@@ -485,7 +479,7 @@ static dc_status cpu_group_norm_backward(const float *x, const float *dy, int64_
             float *dk = dr + k * s;
             for (int64_t j = 0; j < s; j++) dk[j] = c1 * gk[j] - c2 * (xk[j] - fmu) - c0;
         }
-    }
+    });
     if (dweight || dbias) {
         for (int64_t ch = 0; ch < c; ch++) {
             int64_t g = ch / cg;
@@ -511,8 +505,7 @@ static dc_status cpu_group_norm_backward(const float *x, const float *dy, int64_
 static dc_status cpu_rms_norm_forward(const float *x, float *y, int64_t rows, int64_t d,
                                       const float *weight, float eps, float *rstd)
 {
-#pragma omp parallel for schedule(static) if (rows * d > PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
+    DC_PAR_FOR(rows * d > PAR_MIN, for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * d;
         float *yr = y + r * d;
         double ms = dot_f(xr, xr, d) / (double)d;
@@ -522,7 +515,7 @@ static dc_status cpu_rms_norm_forward(const float *x, float *y, int64_t rows, in
             for (int64_t j = 0; j < d; j++) yr[j] = xr[j] * rs * weight[j];
         else
             for (int64_t j = 0; j < d; j++) yr[j] = xr[j] * rs;
-    }
+    });
     return DC_OK;
 }
 

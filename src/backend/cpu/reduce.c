@@ -26,6 +26,7 @@
 #endif
 
 #include "../../core/internal.h"
+#include "parallel.h"
 #include "../kernels_elementwise.h" /* dc__vexpf */
 #include "../kernels_reduce.h"
 
@@ -315,8 +316,7 @@ static void reduce_columns(dc_reduce_op op, float *out, int64_t *idx, const floa
     int64_t nblk = (lanes_total + RED_LANES - 1) / RED_LANES;
     int64_t tasks = outer * nblk;
     int nr = g->nr;
-#pragma omp parallel for schedule(static) if (g->K * g->R >= RED_PAR_MIN && tasks > 1)
-    for (int64_t t = 0; t < tasks; t++) {
+    DC_PAR_FOR(g->K * g->R >= RED_PAR_MIN && tasks > 1, for (int64_t t = 0; t < tasks; t++) {
         int64_t o = t / nblk, l0 = (t % nblk) * RED_LANES;
         int64_t nl = DC_MIN(RED_LANES, lanes_total - l0);
         /* kept offset of the first lane of this block */
@@ -388,7 +388,7 @@ static void reduce_columns(dc_reduce_op op, float *out, int64_t *idx, const floa
                 break;
             }
         }
-    }
+    });
 }
 
 static dc_status cpu_reduce(dc_reduce_op op, float *out, int64_t *idx, const float *x, int nk,
@@ -431,15 +431,14 @@ static dc_status cpu_reduce(dc_reduce_op op, float *out, int64_t *idx, const flo
     bool par = g.K * g.R >= RED_PAR_MIN && tasks > 1;
     int phases = (op == DC_RED_VAR || op == DC_RED_LOGSUMEXP) ? 2 : 1;
     for (int phase = 0; phase < phases; phase++) {
-#pragma omp parallel for schedule(static) if (par)
-        for (int64_t t = 0; t < tasks; t++) {
+        DC_PAR_FOR(par, for (int64_t t = 0; t < tasks; t++) {
             int64_t k = t / nblk, b = t % nblk;
             int64_t s = b * (g.R / nblk) + DC_MIN(b, g.R % nblk);
             int64_t e = s + g.R / nblk + (b < g.R % nblk ? 1 : 0);
             racc a = {0.0, 0.0f, -1};
             partial(op, phase, x + kept_offset(&g, k), &g, s, e, center ? center[k] : 0.0, &a);
             acc[t] = a;
-        }
+        });
         for (int64_t k = 0; k < g.K; k++) {
             racc a = acc[k * nblk];
             for (int64_t b = 1; b < nblk; b++) racc_merge(op, phase, &a, &acc[k * nblk + b]);
@@ -518,13 +517,13 @@ static dc_status cpu_softmax(float *out, const float *x, int64_t outer, int64_t 
 {
     if (n == 0 || outer * inner == 0) return DC_OK;
     if (inner == 1) {
-#pragma omp parallel for schedule(static) if (outer * n >= RED_PAR_MIN && outer > 1)
-        for (int64_t o = 0; o < outer; o++) softmax_row(out + o * n, x + o * n, n, log_);
+        DC_PAR_FOR(outer * n >= RED_PAR_MIN && outer > 1, for (int64_t o = 0; o < outer; o++) {
+            softmax_row(out + o * n, x + o * n, n, log_);
+        });
         return DC_OK;
     }
     int64_t nblk = (inner + RED_LANES - 1) / RED_LANES, tasks = outer * nblk;
-#pragma omp parallel for schedule(static) if (tasks * n * RED_LANES >= RED_PAR_MIN && tasks > 1)
-    for (int64_t t = 0; t < tasks; t++) {
+    DC_PAR_FOR(tasks * n * RED_LANES >= RED_PAR_MIN && tasks > 1, for (int64_t t = 0; t < tasks; t++) {
         int64_t o = t / nblk, c0 = (t % nblk) * RED_LANES, nc = DC_MIN(RED_LANES, inner - c0);
         const float *xb = x + o * n * inner + c0;
         float *yb = out + o * n * inner + c0;
@@ -552,7 +551,7 @@ static dc_status cpu_softmax(float *out, const float *x, int64_t outer, int64_t 
                 if (log_) yb[i * inner + j] = (xb[i * inner + j] - m[j]) - f[j];
                 else yb[i * inner + j] *= f[j];
             }
-    }
+    });
     return DC_OK;
 }
 
@@ -560,8 +559,7 @@ static dc_status cpu_softmax_backward(float *gx, const float *gy, const float *y
                                       int64_t n, int64_t inner, bool log_)
 {
     int64_t tasks = outer * inner;
-#pragma omp parallel for schedule(static) if (tasks * n >= RED_PAR_MIN && tasks > 1)
-    for (int64_t t = 0; t < tasks; t++) {
+    DC_PAR_FOR(tasks * n >= RED_PAR_MIN && tasks > 1, for (int64_t t = 0; t < tasks; t++) {
         int64_t o = t / inner, in = t % inner, base = o * n * inner + in;
         const float *g = gy + base, *yy = y + base;
         float *d = gx + base;
@@ -596,7 +594,7 @@ static dc_status cpu_softmax_backward(float *gx, const float *gy, const float *y
             float s = (float)dot;
             for (int64_t i = 0; i < n; i++) d[i * inner] = yy[i * inner] * (g[i * inner] - s);
         }
-    }
+    });
     return DC_OK;
 }
 
@@ -668,8 +666,7 @@ static dc_status cpu_scatter_add(float *gx, const int64_t *gx_stride, const floa
     dc__contiguous_strides(ndim, shape, sstride);
     int64_t ss_dim = ndim ? sstride[dim] : 1, is_dim = ndim ? index_stride[dim] : 1;
     int64_t gs_dim = ndim ? gx_stride[dim] : 1;
-#pragma omp parallel for schedule(static) if (lines * n >= RED_PAR_MIN && lines > 1)
-    for (int64_t t = 0; t < lines; t++) {
+    DC_PAR_FOR(lines * n >= RED_PAR_MIN && lines > 1, for (int64_t t = 0; t < lines; t++) {
         int64_t go, io, so = 0, rem = t;
         line_offsets(t, ndim, shape, dim, gx_stride, index_stride, &go, &io);
         for (int i = ndim - 1; i >= 0; i--) {
@@ -678,7 +675,7 @@ static dc_status cpu_scatter_add(float *gx, const int64_t *gx_stride, const floa
             rem /= shape[i];
         }
         for (int64_t j = 0; j < n; j++) gx[go + index[io + j * is_dim] * gs_dim] += src[so + j * ss_dim];
-    }
+    });
     return DC_OK;
 }
 

@@ -14,6 +14,7 @@
 #include <omp.h>
 
 #include "../../core/internal.h"
+#include "parallel.h"
 #include "../kernels_rnn.h"
 
 /* deepc never unmasks floating-point exceptions, so the only effect of GCC's default
@@ -188,8 +189,7 @@ static dc_status layer_forward(const dc_rnn_dims *d, const float *x, const float
         float *ht = hs + t * B * H, *yt = y + t * B * H;
         float *ct = mode == DC_K_LSTM ? cs + t * B * H : NULL;
         float *gt = S ? (gates ? gates + t * B * S * H : gscr) : NULL;
-#pragma omp parallel for schedule(static) if (B * GH >= PAR_MIN)
-        for (int64_t b = 0; b < B; b++) {
+        DC_PAR_FOR(B * GH >= PAR_MIN, for (int64_t b = 0; b < B; b++) {
             float *hb = ht + b * H;
             if (!row_active(lengths, b, t)) { /* past this row's length: carry the state */
                 memcpy(hb, hprev + b * H, (size_t)H * sizeof(float));
@@ -201,7 +201,7 @@ static dc_status layer_forward(const dc_rnn_dims *d, const float *x, const float
             step_row(mode, H, xw + (t * B + b) * GH, hw + b * GH, bhh, hprev + b * H,
                      cprev ? cprev + b * H : NULL, hb, ct ? ct + b * H : NULL, gt ? gt + b * S * H : NULL);
             if (yt != ht) memcpy(yt + b * H, hb, (size_t)H * sizeof(float));
-        }
+        });
     }
     st = DC_OK;
 done:
@@ -302,8 +302,7 @@ static dc_status layer_backward(const dc_rnn_dims *d, const float *x, const floa
         const float *cprev = lstm ? (t == 0 ? c0 : cs + (t - 1) * B * H) : NULL;
         const float *gt = S ? gates + t * B * S * H : NULL;
         float *dgit = dgi + t * B * GH, *dght = dgh + t * B * GH;
-#pragma omp parallel for schedule(static) if (B * GH >= PAR_MIN)
-        for (int64_t b = 0; b < B; b++) {
+        DC_PAR_FOR(B * GH >= PAR_MIN, for (int64_t b = 0; b < B; b++) {
             float *dhb = dh + b * H, *dhdb = dhd + b * H, *dcb = dc + b * H;
             float *gi = dgit + b * GH, *gh = dght + b * GH;
             if (!row_active(lengths, b, t)) {
@@ -326,7 +325,7 @@ static dc_status layer_backward(const dc_rnn_dims *d, const float *x, const floa
             } else {
                 lstm_back_row(H, dhb, dyb, gt + b * S * H, ct + b * H, cprev + b * H, gi, dcb, dhdb);
             }
-        }
+        });
         /* dh_prev = dG_h W_hh + direct term */
         memcpy(dh, dhd, n_bh * sizeof(float));
         if ((st = dc__cpu_gemm(DC_NO_TRANS, DC_NO_TRANS, B, H, GH, 1.0f, dght, GH, w->w_hh, H, 1.0f, dh, H)))
@@ -366,8 +365,7 @@ static dc_status attention_forward(int kind, int64_t B, int64_t S, int64_t E, in
                                    const float *k, const float *val, const float *v, const int64_t *lengths,
                                    float *ctx, float *a, float *u)
 {
-#pragma omp parallel for schedule(static) if (B * S * E >= PAR_MIN)
-    for (int64_t b = 0; b < B; b++) {
+    DC_PAR_FOR(B * S * E >= PAR_MIN, for (int64_t b = 0; b < B; b++) {
         int64_t n = lengths ? lengths[b] : S;
         const float *qb = q + b * E;
         float *ab = a + b * S;
@@ -408,7 +406,7 @@ static dc_status attention_forward(int kind, int64_t B, int64_t S, int64_t E, in
             float w = ab[s];
             for (int64_t j = 0; j < Ev; j++) cb[j] += w * vs[j];
         }
-    }
+    });
     return DC_OK;
 }
 
@@ -428,8 +426,7 @@ static dc_status attention_backward(int kind, int64_t B, int64_t S, int64_t E, i
     const bool alias = dk && dk == dval;
     float *de_all = malloc((size_t)(B * S) * sizeof(float));
     if (!de_all) return dc_set_error(DC_ERR_OOM, "attention backward: out of memory");
-#pragma omp parallel for schedule(static) if (B * S * E >= PAR_MIN)
-    for (int64_t b = 0; b < B; b++) {
+    DC_PAR_FOR(B * S * E >= PAR_MIN, for (int64_t b = 0; b < B; b++) {
         const float *ab = a + b * S, *db = dctx + b * Ev;
         float *de = de_all + b * S;
         float dot = 0.0f;
@@ -466,7 +463,7 @@ static dc_status attention_backward(int kind, int64_t B, int64_t S, int64_t E, i
                 }
             }
         }
-    }
+    });
     if (dv && kind != DC_K_ATTN_DOT) { /* one fixed summation order, outside the parallel loop */
         memset(dv, 0, (size_t)E * sizeof(float));
         for (int64_t b = 0; b < B; b++)
