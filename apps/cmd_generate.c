@@ -361,15 +361,19 @@ int dc_hf_download_main(int argc, char **argv)
     dc_hf_download_opts o = {0};
     while (dc_args_more(&a)) {
         if (dc_args_flag(&a, "--help") || dc_args_flag(&a, "-h")) {
-            printf("usage: deepc download REPO_ID [--revision main] [--dir DIR] [--quiet]\n"
+            printf("usage: deepc download REPO_ID [--revision main] [--variant fp16] [--dir DIR] [--quiet]\n"
                    "\n"
                    "Downloads a model from the Hugging Face hub: config.json, generation_config.json, the\n"
                    "tokenizer files and the safetensors weights, into ~/.cache/deepc/models/<org>--<name>/\n"
-                   "($DEEPC_CACHE_DIR/models/... when set) or DIR. Honours HF_ENDPOINT, HF_TOKEN and\n"
-                   "HF_HUB_OFFLINE; resumes partial files; checks sha256. Then: deepc generate --model REPO_ID.\n");
+                   "($DEEPC_CACHE_DIR/models/... when set) or DIR. Diffusers repos (model_index.json) get\n"
+                   "scheduler/, text_encoder/, tokenizer/, unet/ and vae/ (F32 weights, or the fp16 variant\n"
+                   "when that is all there is or --variant fp16 asks for it). Honours HF_ENDPOINT, HF_TOKEN\n"
+                   "and HF_HUB_OFFLINE; resumes partial files; checks sha256. Then: deepc generate --model\n"
+                   "REPO_ID, or deepc imagine --model REPO_ID.\n");
             return 0;
         }
         if (dc_args_flag(&a, "--revision")) o.revision = dc_args_str(&a, "--revision");
+        else if (dc_args_flag(&a, "--variant")) o.variant = dc_args_str(&a, "--variant");
         else if (dc_args_flag(&a, "--dir")) o.dir = dc_args_str(&a, "--dir");
         else if (dc_args_flag(&a, "--quiet")) o.quiet = true;
         else {

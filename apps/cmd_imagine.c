@@ -1,12 +1,21 @@
 /* cmd_imagine.c: `deepc imagine` (text-to-image and img2img with a Stable Diffusion diffusers
  * folder, or class-conditional sampling with deepc's own model / a UNet2DModel folder; PNG
  * output with the settings in a tEXt chunk) and `deepc diffusion train` (trains deepc's small
- * class-conditional diffusion model on MNIST / Fashion-MNIST). */
+ * class-conditional diffusion model on MNIST / Fashion-MNIST).
+ *
+ * --model takes a folder or a hub repo id: a repo not yet in deepc's cache is downloaded
+ * first (dc_hf_download: only the pipeline's components, safetensors only; HF_HUB_OFFLINE=1
+ * uses what is there). Images go to one grid PNG, or with --separate to one PNG each
+ * (out.png -> out-000.png, out-001.png, ...: what tools/check_generated_classes.sh feeds to
+ * a classifier); --all-classes draws --num-images of every class of a class-conditional
+ * model, one grid row per class, and --scale K enlarges the output (nearest neighbour). */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "args.h"
 #include "deepc/deepc.h"
@@ -16,11 +25,12 @@
 static void imagine_usage(FILE *out)
 {
     fprintf(out,
-            "usage: deepc imagine [--model DIR|REPO_ID] [--negative TEXT] [--steps N] [--guidance G]\n"
-            "                     [--scheduler pndm|ddim|ddpm|euler|euler-a|dpmpp-2m] [--karras]\n"
+            "usage: deepc imagine [--model DIR|REPO_ID] [--variant fp16] [--negative TEXT] [--steps N]\n"
+            "                     [--guidance G] [--scheduler pndm|ddim|ddpm|euler|euler-a|dpmpp-2m] [--karras]\n"
             "                     [--width 512] [--height 512] [--seed 0] [--num-images 1]\n"
             "                     [--init-image FILE --strength 0.75] [--noise torch|deepc]\n"
-            "                     [--half] [--vae-tile N] [--threads N] [-o out.png] PROMPT\n"
+            "                     [--half] [--vae-tile N] [--threads N] [--separate] [--scale K]\n"
+            "                     [--all-classes] [-o out.png] PROMPT\n"
             "\n"
             "With a Stable Diffusion diffusers folder (model_index.json, unet/, vae/, text_encoder/,\n"
             "tokenizer/, scheduler/) generates PROMPT as diffusers' StableDiffusionPipeline does (same\n"
@@ -28,8 +38,13 @@ static void imagine_usage(FILE *out)
             "Fashion-MNIST model (models/fashion-ddpm) draws the class named by PROMPT (\"sneaker\",\n"
             "\"bag\", \"dress\", ...); a UNet2DModel folder (deepc diffusion train's output, or a diffusers\n"
             "DDPM pipeline with unet/ and scheduler/) samples with DDIM. Several images are written as\n"
-            "a grid. --half keeps weights in 16 bits (half the memory); --vae-tile decodes big images in\n"
-            "latent tiles. A REPO_ID is looked up in deepc's hub cache (see deepc download).\n");
+            "a grid, or one PNG each with --separate (out.png -> out-000.png, out-001.png, ...).\n"
+            "--all-classes (class-conditional models; no PROMPT) draws --num-images of every class, one\n"
+            "grid row per class; --scale K enlarges the images K times. --half keeps weights in 16 bits\n"
+            "(half the memory); --vae-tile decodes big images in latent tiles. A REPO_ID (org/name) not\n"
+            "in deepc's hub cache is downloaded first (the pipeline's components only, safetensors F32\n"
+            "or, with --variant fp16 or when only that exists, the fp16 files; HF_ENDPOINT, HF_TOKEN and\n"
+            "HF_HUB_OFFLINE=1 are honoured, see deepc download).\n");
 }
 
 static bool find_default_model(char *out, size_t size)
@@ -56,48 +71,140 @@ static bool find_default_model(char *out, size_t size)
     return false;
 }
 
-static int run_class_model(dc_args *a, const char *dir, const char *prompt, int steps, float guidance, bool guidance_set,
-                           uint64_t seed, int num, const char *outp)
+/* "org/name" (not a path: no leading '.' or '/', one slash) */
+static bool looks_like_repo_id(const char *s)
+{
+    const char *slash = strchr(s, '/');
+    return slash && slash != s && slash[1] && !strchr(slash + 1, '/') && s[0] != '.' && !strstr(s, "..");
+}
+
+/* Whether dir is a Stable Diffusion pipeline: model_index.json naming a StableDiffusion*
+ * class. A DDPMPipeline (unet/ + scheduler/) has a model_index.json too but is sampled by
+ * the class-model path. */
+static bool is_sd_pipeline(const char *dir)
+{
+    char path[4200];
+    int len = snprintf(path, sizeof path, "%s/model_index.json", dir);
+    if (len < 0 || (size_t)len >= sizeof path) return false;
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    char buf[16384];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *j = cJSON_Parse(buf);
+    const cJSON *c = j ? cJSON_GetObjectItemCaseSensitive(j, "_class_name") : NULL;
+    /* unreadable or unnamed: let the SD loader report what is wrong */
+    bool sd = !cJSON_IsString(c) || strstr(c->valuestring, "StableDiffusion") != NULL;
+    cJSON_Delete(j);
+    return sd;
+}
+
+typedef struct out_opts {
+    const char *path;
+    bool separate;
+    int cols;  /* grid columns, 0: about square */
+    int scale; /* nearest-neighbour enlargement, 1: none */
+} out_opts;
+
+/* out.png -> out-007.png (the extension kept; none: -007 appended) */
+static void numbered_path(const char *path, int i, int n, char *out, size_t size)
+{
+    const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+    if (!dot || (slash && dot < slash)) dot = path + strlen(path);
+    snprintf(out, size, "%.*s-%0*d%s", (int)(dot - path), path, n > 1000 ? 4 : 3, i, dot);
+}
+
+/* Writes images [N, C, H, W] as o->path (a grid) or one PNG each. Returns the status. */
+static dc_status write_images(const out_opts *o, dc_tensor *img, const char *text)
+{
+    if (o->scale > 1 && !(img = dc_upsample_nearest2d(img, o->scale, o->scale))) return dc_last_status();
+    if (!o->separate) return dc_png_write_grid(o->path, img, o->cols, "parameters", text);
+    const int n = (int)img->shape[0];
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        numbered_path(o->path, i, n, path, sizeof path);
+        dc_pool_mark pm = dc_pool_push();
+        dc_tensor *one = dc_narrow(img, 0, i, 1);
+        dc_status st = one ? dc_png_write_grid(path, one, 1, "parameters", text) : dc_last_status();
+        dc_pool_pop(pm);
+        if (st) return st;
+    }
+    return DC_OK;
+}
+
+static void print_written(const out_opts *o, int n)
+{
+    if (o->separate && n > 1) {
+        char first[4096], last[4096];
+        numbered_path(o->path, 0, n, first, sizeof first);
+        numbered_path(o->path, n - 1, n, last, sizeof last);
+        printf("wrote %s ... %s", first, last);
+    } else printf("wrote %s", o->path);
+}
+
+static int run_class_model(dc_args *a, const char *dir, const char *prompt, bool all_classes, int steps, float guidance,
+                           bool guidance_set, uint64_t seed, int num, const out_opts *oo)
 {
     dc_class_model *m = dc_class_model_load(dir);
     if (!m) {
         dc_args_error(a, "%s", dc_last_error());
         return 1;
     }
-    int64_t *labels = calloc((size_t)num, sizeof(int64_t));
     int cls = 0;
-    if (m->num_classes > 0) {
-        cls = dc_class_model_find(m, prompt);
+    if (all_classes && m->num_classes <= 0) {
+        dc_args_error(a, "--all-classes: %s is not class-conditional", dir);
+        dc_class_model_free(m);
+        return 1;
+    }
+    if (all_classes) {
+        if (prompt && *prompt) fprintf(stderr, "note: --all-classes draws every class; the prompt is ignored\n");
+    } else if (m->num_classes > 0) {
+        cls = prompt ? dc_class_model_find(m, prompt) : -1;
         if (cls < 0) {
             char names[600] = "";
             for (int i = 0; i < m->num_classes; i++) {
                 strncat(names, i ? ", " : "", sizeof names - strlen(names) - 1);
                 strncat(names, m->class_names[i], sizeof names - strlen(names) - 1);
             }
-            dc_args_error(a, "'%s' is not a class of this model (classes: %s)", prompt, names);
-            free(labels);
+            dc_args_error(a, "'%s' is not a class of this model (classes: %s)", prompt ? prompt : "", names);
             dc_class_model_free(m);
             return 1;
         }
     } else if (prompt && *prompt) {
         fprintf(stderr, "note: %s is unconditional; the prompt is ignored\n", dir);
     }
-    for (int i = 0; i < num; i++) labels[i] = cls;
+    const int total = all_classes ? num * m->num_classes : num;
+    int64_t *labels = calloc((size_t)total, sizeof(int64_t));
+    if (!labels) {
+        dc_args_error(a, "out of memory");
+        dc_class_model_free(m);
+        return 1;
+    }
+    /* --all-classes: class-major, so a grid of `num` columns has one row per class */
+    for (int i = 0; i < total; i++) labels[i] = all_classes ? i / num : cls;
+    out_opts o = *oo;
+    if (all_classes && !o.cols) o.cols = num;
     if (!guidance_set) guidance = m->guidance;
     if (steps <= 0) steps = m->steps;
     dc_pool_mark pm = dc_pool_push();
-    dc_tensor *img = dc_class_model_sample(m, labels, num, steps, guidance, seed, stderr);
+    dc_tensor *img = dc_class_model_sample(m, labels, total, steps, guidance, seed, stderr);
     int rc = 0;
-    char text[1024];
-    int tlen = snprintf(text, sizeof text, "%s\nmodel: %s, class %d (%s), steps %d (ddim), guidance %g, seed %llu",
-                        prompt, dir, cls, m->num_classes ? m->class_names[cls] : "-", steps, guidance,
+    char what[160], text[1024];
+    if (all_classes) snprintf(what, sizeof what, "%d classes, one row each", m->num_classes);
+    else if (m->num_classes) snprintf(what, sizeof what, "class %d (%s)", cls, m->class_names[cls]);
+    else snprintf(what, sizeof what, "unconditional");
+    int tlen = snprintf(text, sizeof text, "%s\nmodel: %s, %s, steps %d (ddim), guidance %g, seed %llu",
+                        all_classes ? "--all-classes" : prompt ? prompt : "", dir, what, steps, guidance,
                         (unsigned long long)seed);
     if (tlen < 0) text[0] = '\0'; /* a long prompt is cut: the PNG note is informational */
-    if (!img || dc_png_write_grid(outp, img, 0, "parameters", text)) {
+    if (!img || write_images(&o, img, text)) {
         dc_args_error(a, "%s", dc_last_error());
         rc = 1;
     } else {
-        printf("wrote %s (%d image%s of '%s')\n", outp, num, num > 1 ? "s" : "", m->num_classes ? m->class_names[cls] : "-");
+        print_written(&o, total);
+        if (all_classes) printf(" (%d image%s of each of %d classes, one row per class)\n", num, num > 1 ? "s" : "", m->num_classes);
+        else printf(" (%d image%s of '%s')\n", num, num > 1 ? "s" : "", m->num_classes ? m->class_names[cls] : "-");
     }
     dc_pool_pop(pm);
     free(labels);
@@ -109,10 +216,11 @@ int dc_cmd_imagine(int argc, char **argv)
 {
     dc_args a;
     dc_args_init(&a, "deepc imagine", argc, argv);
-    const char *model = NULL, *negative = NULL, *init_image = NULL, *outp = "out.png", *prompt = NULL;
+    const char *model = NULL, *negative = NULL, *init_image = NULL, *prompt = NULL, *variant = NULL;
     int steps = 0, width = 0, height = 0, num = 1, vae_tile = 0, threads = 0;
     float guidance = 7.5f, strength = 0.75f;
-    bool guidance_set = false, karras = false, half = false, torch_noise = true;
+    bool guidance_set = false, karras = false, half = false, torch_noise = true, all_classes = false;
+    out_opts oo = {"out.png", false, 0, 1};
     int sched = DC_SCHED_FROM_CONFIG;
     uint64_t seed = 0;
     while (dc_args_more(&a) && !a.failed) {
@@ -120,6 +228,7 @@ int dc_cmd_imagine(int argc, char **argv)
             imagine_usage(stdout);
             return 0;
         } else if (dc_args_flag(&a, "--model")) model = dc_args_str(&a, "--model");
+        else if (dc_args_flag(&a, "--variant")) variant = dc_args_str(&a, "--variant");
         else if (dc_args_flag(&a, "--negative")) negative = dc_args_str(&a, "--negative");
         else if (dc_args_flag(&a, "--steps")) steps = (int)dc_args_int(&a, "--steps", 1, 1000);
         else if (dc_args_flag(&a, "--guidance")) guidance = (float)dc_args_double(&a, "--guidance", 0, 100), guidance_set = true;
@@ -135,12 +244,15 @@ int dc_cmd_imagine(int argc, char **argv)
         else if (dc_args_flag(&a, "--half")) half = true;
         else if (dc_args_flag(&a, "--vae-tile")) vae_tile = (int)dc_args_int(&a, "--vae-tile", 8, 4096);
         else if (dc_args_flag(&a, "--threads")) threads = (int)dc_args_int(&a, "--threads", 1, 1024);
-        else if (dc_args_flag(&a, "-o") || dc_args_flag(&a, "--output")) outp = dc_args_str(&a, "-o");
+        else if (dc_args_flag(&a, "--separate")) oo.separate = true;
+        else if (dc_args_flag(&a, "--scale")) oo.scale = (int)dc_args_int(&a, "--scale", 1, 16);
+        else if (dc_args_flag(&a, "--all-classes")) all_classes = true;
+        else if (dc_args_flag(&a, "-o") || dc_args_flag(&a, "--output")) oo.path = dc_args_str(&a, "-o");
         else if (!prompt && (prompt = dc_args_positional(&a))) continue;
         else dc_args_unknown(&a);
     }
     if (a.failed) return 2;
-    if (!prompt) {
+    if (!prompt && !all_classes) {
         imagine_usage(stderr);
         return 2;
     }
@@ -149,7 +261,7 @@ int dc_cmd_imagine(int argc, char **argv)
         return 2;
     }
     if (threads) dc_set_num_threads(threads);
-    char dir[2048];
+    char dir[4096];
     if (!model) {
         if (!find_default_model(dir, sizeof dir)) {
             dc_args_error(&a, "deepc's own model (models/fashion-ddpm) was not found; pass --model DIR or set DEEPC_MODELS");
@@ -157,18 +269,28 @@ int dc_cmd_imagine(int argc, char **argv)
         }
     } else if (access(model, R_OK) == 0) {
         snprintf(dir, sizeof dir, "%s", model);
-    } else if (strchr(model, '/') && dc_hf_cache_dir(model, dir, sizeof dir) && access(dir, R_OK) == 0) {
-        /* a repo already in deepc's hub cache */
+    } else if (looks_like_repo_id(model)) {
+        /* a hub repo: the cache when a finished download is there, else fetched now (resumes a
+         * partial one; HF_HUB_OFFLINE=1 never touches the network) */
+        dc_hf_download_opts ho = {0};
+        ho.variant = variant;
+        ho.use_cache = true;
+        ho.quiet = !isatty(2);
+        if (dc_hf_download(model, &ho, dir, sizeof dir)) {
+            dc_args_error(&a, "--model %s: not a folder, and the hub download failed: %s", model, dc_last_error());
+            return 1;
+        }
     } else {
-        dc_args_error(&a, "--model %s: no such folder (a hub repo id must be downloaded first, e.g. with "
-                          "huggingface-cli download %s --local-dir DIR)", model, model);
+        dc_args_error(&a, "--model %s: no such folder (nor a hub repo id org/name)", model);
         return 1;
     }
-    char probe[2100];
-    snprintf(probe, sizeof probe, "%s/model_index.json", dir);
-    if (access(probe, R_OK) != 0) {
+    if (!is_sd_pipeline(dir)) {
         if (init_image || negative) fprintf(stderr, "note: --init-image/--negative apply to Stable Diffusion only\n");
-        return run_class_model(&a, dir, prompt, steps, guidance, guidance_set, seed, num, outp);
+        return run_class_model(&a, dir, prompt, all_classes, steps, guidance, guidance_set, seed, num, &oo);
+    }
+    if (all_classes) {
+        dc_args_error(&a, "--all-classes needs a class-conditional model; %s is a Stable Diffusion pipeline", dir);
+        return 2;
     }
     dc_sd_pipeline *p = dc_sd_pipeline_load(dir, half ? DC_F16 : DC_F32);
     if (!p) {
@@ -218,16 +340,18 @@ int dc_cmd_imagine(int argc, char **argv)
     }
     dc_tensor *img = dc_sd_generate(p, &o);
     char text[4096];
-    snprintf(text, sizeof text, "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s%s, CFG scale: %g, Seed: %llu, Size: %dx%d, "
+    int tlen = snprintf(text, sizeof text, "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s%s, CFG scale: %g, Seed: %llu, Size: %dx%d, "
              "Model: %s, Noise: %s%s",
              prompt, negative ? negative : "", o.steps, dc_sched_name(o.scheduler), karras ? " karras" : "", guidance,
              (unsigned long long)seed, img ? (int)img->shape[3] : 0, img ? (int)img->shape[2] : 0, dir,
              torch_noise ? "torch" : "deepc", init_image ? ", img2img" : "");
-    if (!img || dc_png_write_grid(outp, img, 0, "parameters", text)) {
+    if (tlen < 0) text[0] = '\0'; /* cut when too long: the PNG note is informational */
+    if (!img || write_images(&oo, img, text)) {
         dc_args_error(&a, "%s", dc_last_error());
         rc = 1;
     } else {
-        printf("wrote %s\n", outp);
+        print_written(&oo, num);
+        printf("\n");
     }
 out:
     dc_pool_pop(pm);

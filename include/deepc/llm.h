@@ -183,13 +183,18 @@ typedef struct dc_hf_download_opts {
     const char *dir;      /* NULL: the cache folder of the repo */
     bool quiet;           /* no progress output */
     FILE *progress;       /* NULL: stderr */
+    const char *variant;  /* diffusers weights: NULL takes <name>.safetensors (F32), else the
+                             .fp16 variant; "fp16" prefers <name>.fp16.safetensors */
+    bool use_cache;       /* a finished earlier download is used as it is, with no request */
 } dc_hf_download_opts;
 
 /* The cache folder of a repo: $DEEPC_CACHE_DIR/models/<org>--<name> or
  * ~/.cache/deepc/models/<org>--<name>. false if it does not fit. */
 bool dc_hf_cache_dir(const char *repo_id, char *out, size_t size);
 /* Downloads config.json, generation_config.json, tokenizer files and safetensors weights
- * of a hub repo (resolve/<revision>/<file> URLs on $HF_ENDPOINT, else https://huggingface.co;
+ * of a hub repo, or, for a diffusers pipeline (model_index.json), the folders deepc runs
+ * (scheduler/, text_encoder/, tokenizer/, unet/, vae/) with one safetensors file each; a repo
+ * with only .bin weights is refused (resolve/<revision>/<file> URLs on $HF_ENDPOINT, else https://huggingface.co;
  * $HF_TOKEN as a bearer token; $HF_HUB_OFFLINE=1: no network, only what is already there).
  * Partial files resume; LFS files are checked against their sha256 (X-Linked-Etag); every
  * file is renamed into place only once complete and verified. out_dir (may be NULL) receives

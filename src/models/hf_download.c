@@ -13,8 +13,13 @@
  *   - $HF_ENDPOINT (default https://huggingface.co), $HF_TOKEN (Authorization: Bearer, sent
  *     to the hub only, never to the CDN it redirects to), $HF_HUB_OFFLINE=1 (no network: the
  *     files must already be there);
- *   - what was fetched is recorded in <dir>/.deepc-download.json (file -> etag), so a second
- *     run only asks for the etags and downloads what changed. */
+ *   - what was fetched is recorded in <dir>/.deepc-download.json (file -> etag, and whether
+ *     the run finished), so a second run only asks for the etags and downloads what changed;
+ *   - a diffusers pipeline (model_index.json in the list): only the component folders deepc
+ *     runs (scheduler/, text_encoder/, tokenizer/, unet/, vae/, or a DDPM UNet at the top),
+ *     each with its config/tokenizer files and one weights file, the F32 safetensors or its
+ *     fp16 variant (opts->variant picks the variant first); .bin-only components are refused
+ *     before anything large is fetched. */
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
@@ -353,6 +358,14 @@ static dc_status fetch_file(job *j, const char *name, bool required, bool *missi
     if (!dc__path_join(dest, sizeof dest, j->dir, name)) return dc_set_error(DC_ERR_ARG, "download: path too long");
     snprintf(part, sizeof part, "%s.incomplete", dest);
     if (missing) *missing = false;
+    /* a diffusers component file ("unet/config.json"): its folder first */
+    const char *slash = strrchr(name, '/');
+    if (slash) {
+        char sub[4096];
+        if (!dc__path_join(sub, sizeof sub, j->dir, name)) return dc_set_error(DC_ERR_ARG, "download: path too long");
+        sub[strlen(sub) - strlen(slash)] = '\0';
+        if (dc__mkdir_p(sub)) return dc_last_status();
+    }
     meta m;
     if (head(j->curl, url, &m)) return dc_last_status();
     if (m.status == 404 && !required) {
@@ -489,36 +502,28 @@ static bool safe_name(const char *s)
     return *s && !strchr(s, '/') && !strchr(s, '\\') && strcmp(s, ".") && strcmp(s, "..") && strlen(s) < 200;
 }
 
-static dc_status save_record(job *j)
+/* A file name of the repo that may be written under the folder: a name, or one component
+ * folder and a name ("unet/config.json"); no hidden folders, no "..". */
+static bool safe_rel_name(const char *s)
 {
-    char p[4096];
-    if (!dc__path_join(p, sizeof p, j->dir, ".deepc-download.json")) return dc_set_error(DC_ERR_ARG, "download: path too long");
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "repo", j->repo);
-    cJSON_AddStringToObject(o, "revision", j->rev);
-    cJSON_AddItemReferenceToObject(o, "etags", j->record);
-    char *s = cJSON_Print(o);
-    cJSON_Delete(o);
-    if (!s) return dc_set_error(DC_ERR_OOM, "download: out of memory");
-    dc_status st = dc_write_file_atomic(p, s, strlen(s));
-    free(s);
-    return st;
+    const char *slash = strchr(s, '/');
+    if (!slash) return safe_name(s);
+    if (slash == s || s[0] == '.' || strlen(s) >= 200) return false;
+    for (const char *p = s; p < slash; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.') return false;
+    return safe_name(slash + 1);
 }
 
-static bool offline_complete(const char *dir)
+static bool ends_with(const char *s, const char *suffix)
 {
-    char p[4096];
-    if (!dc__path_join(p, sizeof p, dir, "config.json") || !dc__is_file(p)) return false;
-    return (dc__path_join(p, sizeof p, dir, "model.safetensors") && dc__is_file(p)) ||
-           (dc__path_join(p, sizeof p, dir, "model.safetensors.index.json") && dc__is_file(p));
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
 }
 
-/* The shard names of a model.safetensors.index.json on disk. */
-static cJSON *index_shards(const char *dir)
+/* A whole file read into a cJSON tree (NULL if absent or not JSON). */
+static cJSON *read_json(const char *path)
 {
-    char p[4096];
-    if (!dc__path_join(p, sizeof p, dir, "model.safetensors.index.json")) return NULL;
-    FILE *f = fopen(p, "rb");
+    FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     char *s = NULL;
     size_t n = 0, cap = 0;
@@ -539,7 +544,59 @@ static cJSON *index_shards(const char *dir)
     s[n] = '\0';
     cJSON *j = cJSON_Parse(s);
     free(s);
-    const cJSON *wm = j ? cJSON_GetObjectItemCaseSensitive(j, "weight_map") : NULL;
+    return j;
+}
+
+static dc_status save_record(job *j, bool complete)
+{
+    char p[4096];
+    if (!dc__path_join(p, sizeof p, j->dir, ".deepc-download.json")) return dc_set_error(DC_ERR_ARG, "download: path too long");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "repo", j->repo);
+    cJSON_AddStringToObject(o, "revision", j->rev);
+    /* offline use and `deepc imagine --model REPO_ID` trust a folder only once a run finished */
+    cJSON_AddBoolToObject(o, "complete", complete);
+    cJSON_AddItemReferenceToObject(o, "etags", j->record);
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    if (!s) return dc_set_error(DC_ERR_OOM, "download: out of memory");
+    dc_status st = dc_write_file_atomic(p, s, strlen(s));
+    free(s);
+    return st;
+}
+
+static bool file_in(const char *dir, const char *name)
+{
+    char p[4096];
+    return dc__path_join(p, sizeof p, dir, name) && dc__is_file(p);
+}
+
+/* Whether dir holds a usable download: a finished run says so in its record ("complete");
+ * a record of an unfinished run says it is not; a folder without "complete" (put there by
+ * hand, or by an older deepc) is judged by its files. */
+static bool offline_complete(const char *dir)
+{
+    char p[4096];
+    if (dc__path_join(p, sizeof p, dir, ".deepc-download.json")) {
+        cJSON *r = read_json(p);
+        const cJSON *c = r ? cJSON_GetObjectItemCaseSensitive(r, "complete") : NULL;
+        bool known = cJSON_IsBool(c), done = cJSON_IsTrue(c);
+        cJSON_Delete(r);
+        if (known) return done;
+    }
+    if (file_in(dir, "model_index.json")) return file_in(dir, "unet/config.json") || file_in(dir, "config.json");
+    if (!file_in(dir, "config.json")) return false;
+    return file_in(dir, "model.safetensors") || file_in(dir, "model.safetensors.index.json");
+}
+
+/* The shard names of a model.safetensors.index.json on disk. */
+static cJSON *index_shards(const char *dir)
+{
+    char p[4096];
+    if (!dc__path_join(p, sizeof p, dir, "model.safetensors.index.json")) return NULL;
+    cJSON *j = read_json(p);
+    if (!j) return NULL;
+    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(j, "weight_map");
     cJSON *names = cJSON_CreateArray();
     const cJSON *e;
     if (cJSON_IsObject(wm))
@@ -555,6 +612,229 @@ static cJSON *index_shards(const char *dir)
     return names;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * diffusers pipelines (model_index.json + one folder per component)
+ *
+ * Only the components deepc runs are fetched (the ones a StableDiffusionPipeline or a
+ * DDPMPipeline needs); safety_checker/, feature_extractor/ and the like are skipped. Each
+ * component brings its config/tokenizer files and ONE weights file: <stem>.safetensors (F32)
+ * by default, else the <stem>.fp16.safetensors variant; with a variant asked for, that
+ * variant first and the F32 file as the fallback (what diffusers' from_pretrained(variant=)
+ * does). The folder then is what dc_sd_pipeline_load / dc_class_model_load read.
+ * ------------------------------------------------------------------------------------- */
+
+static const char *const sd_components[] = {"scheduler", "text_encoder", "tokenizer", "unet", "vae"};
+static const char *const weight_stems[] = {"diffusion_pytorch_model", "model"};
+
+static bool component_has_weights(const char *comp) { return strcmp(comp, "scheduler") && strcmp(comp, "tokenizer"); }
+
+/* How much a weights file name is wanted: 2 = first choice, 1 = fallback, 0 = not used. */
+static int weight_rank(const char *f, const char *variant)
+{
+    char want[160];
+    for (size_t i = 0; i < sizeof weight_stems / sizeof *weight_stems; i++) {
+        snprintf(want, sizeof want, "%s.safetensors", weight_stems[i]);
+        if (!strcmp(f, want)) return variant ? 1 : 2;
+        snprintf(want, sizeof want, "%s.%s.safetensors", weight_stems[i], variant ? variant : "fp16");
+        if (!strcmp(f, want)) return variant ? 2 : 1;
+    }
+    return 0;
+}
+
+static bool is_weight_file(const char *f)
+{
+    static const char *const ext[] = {".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".h5", ".onnx", ".pb"};
+    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
+        if (ends_with(f, ext[i])) return true;
+    return false;
+}
+
+/* Config and tokenizer files of a component folder (not weight indexes). */
+static bool is_component_small(const char *f)
+{
+    if (ends_with(f, ".json")) return !strstr(f, ".safetensors") && !strstr(f, ".bin");
+    return !strcmp(f, "merges.txt") || !strcmp(f, "vocab.txt") || !strcmp(f, "tokenizer.model") ||
+           !strcmp(f, "spiece.model");
+}
+
+static bool listed_in(const cJSON *all, const char *name)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, all) if (!strcmp(e->valuestring, name)) return true;
+    return false;
+}
+
+/* The files of folder comp ("" = the top, for DDPM repos that keep the UNet there) that a
+ * listed repo offers: small files into `small`, the chosen weights file into `weights`.
+ * *present: the folder has any file. Errors for a weight-bearing component with no
+ * safetensors file deepc can read (e.g. only .bin). */
+static dc_status plan_folder(const char *repo, const cJSON *all, const char *comp, const char *variant, cJSON *small,
+                             cJSON *weights, bool *present)
+{
+    size_t cl = strlen(comp);
+    bool top = cl == 0, any_weights = false, has_bin = false;
+    const char *best = NULL, *example = NULL;
+    int best_rank = 0;
+    *present = false;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, all)
+    {
+        const char *s = e->valuestring, *f = s;
+        if (!top) {
+            if (strncmp(s, comp, cl) || s[cl] != '/') continue;
+            f = s + cl + 1;
+        }
+        if (strchr(f, '/')) continue;
+        if (top) {
+            /* at the top only a UNet2DModel's own files count (not README, not a full .ckpt) */
+            if (!strcmp(f, "config.json") || !strcmp(f, "scheduler_config.json")) {
+                *present = true;
+                cJSON_AddItemToArray(small, cJSON_CreateString(s));
+            } else if (!strncmp(f, "diffusion_pytorch_model", 23) && is_weight_file(f)) {
+                any_weights = true;
+                has_bin |= ends_with(f, ".bin");
+                example = s;
+            } else continue;
+        } else {
+            *present = true;
+            if (is_weight_file(f)) {
+                any_weights = true;
+                has_bin |= ends_with(f, ".bin");
+                example = s;
+            } else if (is_component_small(f)) cJSON_AddItemToArray(small, cJSON_CreateString(s));
+        }
+        int r = weight_rank(f, variant);
+        if (r > best_rank) {
+            best_rank = r;
+            best = s;
+        }
+    }
+    if (best) {
+        cJSON_AddItemToArray(weights, cJSON_CreateString(best));
+        return DC_OK;
+    }
+    if (!*present || !component_has_weights(top ? "unet" : comp)) return DC_OK;
+    const char *where = top ? "the top folder" : comp;
+    if (has_bin)
+        return dc_set_error(DC_ERR_UNSUPPORTED,
+                            "download: %s: %s has only .bin weights (%s); deepc reads *.safetensors (a repo or revision with "
+                            "safetensors weights is needed)", repo, where, example);
+    if (any_weights)
+        return dc_set_error(DC_ERR_UNSUPPORTED, "download: %s: %s has no single-file safetensors weights deepc reads (%s%s)",
+                            repo, where, example, variant ? "; try another --variant" : "");
+    return dc_set_error(DC_ERR_FORMAT, "download: %s: %s has no weights", repo, where);
+}
+
+/* Without the file-list API: the usual names, tried one by one. */
+static dc_status fetch_component_guessed(job *j, const char *comp, const char *variant, bool *present)
+{
+    char name[256];
+    bool missing = false;
+    dc_status st = DC_OK;
+    *present = false;
+    if (!strcmp(comp, "scheduler")) {
+        snprintf(name, sizeof name, "%s/scheduler_config.json", comp);
+        st = fetch_file(j, name, false, &missing);
+        *present = !st && !missing;
+        return st;
+    }
+    if (!strcmp(comp, "tokenizer")) {
+        for (size_t i = 0; !st && i < sizeof tokenizer_files / sizeof *tokenizer_files; i++) {
+            snprintf(name, sizeof name, "%s/%s", comp, tokenizer_files[i]);
+            st = fetch_file(j, name, false, &missing);
+            if (!st && !missing) *present = true;
+        }
+        return st;
+    }
+    snprintf(name, sizeof name, "%s/config.json", comp);
+    if ((st = fetch_file(j, name, false, &missing)) || missing) return st;
+    *present = true;
+    /* weights: first choice, then the fallback (F32 <-> variant), for each stem */
+    for (int want = 2; want >= 1; want--)
+        for (size_t i = 0; i < sizeof weight_stems / sizeof *weight_stems; i++) {
+            const char *v = variant ? variant : "fp16";
+            bool f32 = (want == 2) != (variant != NULL);
+            if (f32) snprintf(name, sizeof name, "%s/%s.safetensors", comp, weight_stems[i]);
+            else snprintf(name, sizeof name, "%s/%s.%s.safetensors", comp, weight_stems[i], v);
+            if ((st = fetch_file(j, name, false, &missing))) return st;
+            if (!missing) return DC_OK;
+        }
+    return dc_set_error(DC_ERR_UNSUPPORTED, "download: %s: %s/ has no %s.safetensors (nor its %s variant); deepc reads "
+                                            "safetensors weights", j->repo, comp, weight_stems[0], variant ? variant : "fp16");
+}
+
+static dc_status download_diffusers(job *j, const cJSON *all, bool listed, const char *variant)
+{
+    dc_status st = fetch_file(j, "model_index.json", true, NULL);
+    if (st) return st;
+    char p[4096];
+    if (!dc__path_join(p, sizeof p, j->dir, "model_index.json")) return dc_set_error(DC_ERR_ARG, "download: path too long");
+    cJSON *mi = read_json(p);
+    if (!cJSON_IsObject(mi)) {
+        cJSON_Delete(mi);
+        return dc_set_error(DC_ERR_FORMAT, "download: %s/model_index.json is not a JSON object", j->repo);
+    }
+    /* the components: keys whose value is [library, class] with a class */
+    const char *comps[8];
+    int nc = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, mi)
+    {
+        if (!e->string || e->string[0] == '_' || !cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2 ||
+            !cJSON_IsString(cJSON_GetArrayItem(e, 1)))
+            continue;
+        bool used = false;
+        for (size_t i = 0; i < sizeof sd_components / sizeof *sd_components; i++)
+            if (!strcmp(e->string, sd_components[i])) {
+                used = true;
+                if (nc < 8) comps[nc++] = sd_components[i];
+            }
+        if (!used && j->out) fprintf(j->out, "  %s/: skipped (deepc does not use it)\n", e->string);
+    }
+    cJSON_Delete(mi);
+    if (!nc) return dc_set_error(DC_ERR_UNSUPPORTED, "download: %s/model_index.json names none of the components deepc "
+                                                     "runs (unet, vae, text_encoder, tokenizer, scheduler)", j->repo);
+    if (!listed) {
+        for (int i = 0; !st && i < nc; i++) {
+            bool present = false;
+            st = fetch_component_guessed(j, comps[i], variant, &present);
+            if (!st && !present && !strcmp(comps[i], "unet")) {
+                /* a DDPM repo with its UNet2DModel at the top */
+                bool missing = false;
+                st = fetch_file(j, "config.json", true, NULL);
+                if (!st) st = fetch_file(j, "scheduler_config.json", false, &missing);
+                if (!st) st = fetch_file(j, "diffusion_pytorch_model.safetensors", false, &missing);
+                if (!st && missing) {
+                    const char *v = variant ? variant : "fp16";
+                    char name[128];
+                    snprintf(name, sizeof name, "diffusion_pytorch_model.%s.safetensors", v);
+                    st = fetch_file(j, name, true, NULL);
+                }
+            } else if (!st && !present && strcmp(comps[i], "scheduler"))
+                st = dc_set_error(DC_ERR_FORMAT, "download: %s: model_index.json names %s/, which is not in the repo", j->repo,
+                                  comps[i]);
+        }
+        return st;
+    }
+    /* listed: plan everything first, so a repo deepc cannot read is refused before any
+     * large file is fetched */
+    cJSON *small = cJSON_CreateArray(), *weights = cJSON_CreateArray();
+    for (int i = 0; !st && i < nc; i++) {
+        bool present = false;
+        st = plan_folder(j->repo, all, comps[i], variant, small, weights, &present);
+        if (!st && !present && !strcmp(comps[i], "unet") && listed_in(all, "config.json"))
+            st = plan_folder(j->repo, all, "", variant, small, weights, &present);
+        if (!st && !present && strcmp(comps[i], "scheduler"))
+            st = dc_set_error(DC_ERR_FORMAT, "download: %s: model_index.json names %s/, which is not in the repo", j->repo,
+                              comps[i]);
+    }
+    cJSON_ArrayForEach(e, small) if (!st) st = fetch_file(j, e->valuestring, true, NULL);
+    cJSON_ArrayForEach(e, weights) if (!st) st = fetch_file(j, e->valuestring, true, NULL);
+    cJSON_Delete(small);
+    cJSON_Delete(weights);
+    return st;
+}
+
 dc_status dc_hf_download(const char *repo_id, const dc_hf_download_opts *opts, char *out_dir, size_t out_size)
 {
     dc_hf_download_opts o = opts ? *opts : (dc_hf_download_opts){0};
@@ -564,6 +844,11 @@ dc_status dc_hf_download(const char *repo_id, const dc_hf_download_opts *opts, c
     for (const char *p = rev; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
             return dc_set_error(DC_ERR_ARG, "download: bad revision '%s'", rev);
+    const char *variant = o.variant && *o.variant ? o.variant : NULL;
+    if (variant)
+        for (const char *p = variant; *p; p++)
+            if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+                return dc_set_error(DC_ERR_ARG, "download: bad variant '%s' (e.g. fp16)", variant);
     char dir[4096];
     if (o.dir && *o.dir) dc__strlcpy(dir, sizeof dir, o.dir);
     else if (!dc_hf_cache_dir(repo_id, dir, sizeof dir)) return dc_set_error(DC_ERR_ARG, "download: cache path too long");
@@ -577,6 +862,7 @@ dc_status dc_hf_download(const char *repo_id, const dc_hf_download_opts *opts, c
         }
         return dc_set_error(DC_ERR_IO, "download: HF_HUB_OFFLINE is set and %s is not downloaded in %s", repo_id, dir);
     }
+    if (o.use_cache && offline_complete(dir)) return DC_OK;
     if (dc__mkdir_p(dir)) return dc_last_status();
     pthread_once(&curl_once, init_curl);
     if (curl_init_rc != CURLE_OK) return dc_set_error(DC_ERR_IO, "download: libcurl initialisation failed");
@@ -586,17 +872,7 @@ dc_status dc_hf_download(const char *repo_id, const dc_hf_download_opts *opts, c
     job j = {curl, out, repo_id, rev, dir, NULL};
     /* what an earlier run recorded */
     char rp[4096];
-    cJSON *old = NULL;
-    if (dc__path_join(rp, sizeof rp, dir, ".deepc-download.json")) {
-        FILE *f = fopen(rp, "rb");
-        if (f) {
-            char buf[1 << 16];
-            size_t n = fread(buf, 1, sizeof buf - 1, f);
-            buf[n] = '\0';
-            fclose(f);
-            old = cJSON_Parse(buf);
-        }
-    }
+    cJSON *old = dc__path_join(rp, sizeof rp, dir, ".deepc-download.json") ? read_json(rp) : NULL;
     const cJSON *oe = old ? cJSON_GetObjectItemCaseSensitive(old, "etags") : NULL;
     j.record = cJSON_IsObject(oe) ? cJSON_Duplicate(oe, 1) : cJSON_CreateObject();
     cJSON_Delete(old);
@@ -608,8 +884,8 @@ dc_status dc_hf_download(const char *repo_id, const dc_hf_download_opts *opts, c
     body b = {0};
     long status = 0;
     dc_status st = get_small(curl, url, &b, &status);
-    cJSON *files = cJSON_CreateArray();
-    bool listed = false, has_index = false, has_single = false, has_bin = false;
+    cJSON *files = cJSON_CreateArray(), *all = cJSON_CreateArray();
+    bool listed = false, has_index = false, has_single = false, has_bin = false, diffusers = false;
     if (!st && status == 200 && b.data) {
         cJSON *api = cJSON_Parse(b.data);
         const cJSON *sib = api ? cJSON_GetObjectItemCaseSensitive(api, "siblings") : NULL;
@@ -619,9 +895,12 @@ dc_status dc_hf_download(const char *repo_id, const dc_hf_download_opts *opts, c
             cJSON_ArrayForEach(e, sib)
             {
                 const cJSON *fn = cJSON_GetObjectItemCaseSensitive(e, "rfilename");
-                if (!cJSON_IsString(fn) || !safe_name(fn->valuestring)) continue;
+                if (!cJSON_IsString(fn) || !safe_rel_name(fn->valuestring)) continue;
                 const char *s = fn->valuestring;
+                cJSON_AddItemToArray(all, cJSON_CreateString(s));
+                if (strchr(s, '/')) continue;
                 if (wanted_small(s)) cJSON_AddItemToArray(files, cJSON_CreateString(s));
+                if (!strcmp(s, "model_index.json")) diffusers = true;
                 if (!strcmp(s, "model.safetensors.index.json")) has_index = true;
                 if (!strcmp(s, "model.safetensors")) has_single = true;
                 if (!strcmp(s, "pytorch_model.bin") || !strcmp(s, "pytorch_model.bin.index.json")) has_bin = true;
@@ -636,10 +915,18 @@ dc_status dc_hf_download(const char *repo_id, const dc_hf_download_opts *opts, c
         st = DC_OK; /* a mirror without the API: try the usual names */
     }
     free(b.data);
-    if (!st && listed && !has_index && !has_single)
+    if (!st && !listed) {
+        /* no list: a diffusers pipeline announces itself with model_index.json */
+        bool missing = true;
+        st = fetch_file(&j, "model_index.json", false, &missing);
+        diffusers = !st && !missing;
+    }
+    if (!st && diffusers) {
+        st = download_diffusers(&j, all, listed, variant);
+    } else if (!st && listed && !has_index && !has_single) {
         st = dc_set_error(DC_ERR_UNSUPPORTED, "download: %s has no safetensors weights%s; deepc reads model.safetensors", repo_id,
                           has_bin ? " (only pytorch_model.bin)" : "");
-    if (!st) {
+    } else if (!st) {
         bool missing = false;
         if (!listed) {
             /* no list: config.json must be there; the rest where present */
@@ -667,10 +954,17 @@ dc_status dc_hf_download(const char *repo_id, const dc_hf_download_opts *opts, c
             cJSON_Delete(shards);
         }
     }
-    /* record what is on disk even after a failure, so finished files are not fetched again */
-    dc_status rs = save_record(&j);
-    if (!st) st = rs;
+    /* record what is on disk even after a failure, so finished files are not fetched again
+     * (an error of the run stays the one reported) */
+    if (st) {
+        char keep[1024];
+        dc__strlcpy(keep, sizeof keep, dc_last_error());
+        dc_status code = st;
+        save_record(&j, false);
+        dc_set_error(code, "%s", keep);
+    } else st = save_record(&j, true);
     cJSON_Delete(files);
+    cJSON_Delete(all);
     cJSON_Delete(j.record);
     curl_easy_cleanup(curl);
     if (!st && out) fprintf(out, "%s is in %s\n", repo_id, dir);
