@@ -34,6 +34,27 @@ static const char *sched_json =
     "  \"beta_end\": 0.02,\n  \"beta_schedule\": \"linear\",\n  \"clip_sample\": true,\n"
     "  \"prediction_type\": \"epsilon\",\n  \"variance_type\": \"fixed_small\"\n}\n";
 
+/* scheduler_config.json (DDPM training schedule; sampling reads it as DDIM) and deepc.json
+ * (class names, the null class used for guidance, sampling defaults, how it was trained) */
+static dc_status write_sidecars(const dc_diffusion_train_config *c, const dc_dataset_info *info, int K, int epochs_done,
+                                int64_t count, double secs)
+{
+    char path[2048], buf[2048];
+    snprintf(path, sizeof path, "%s/scheduler_config.json", c->out_dir);
+    dc_status st = dc_write_file_atomic(path, sched_json, strlen(sched_json));
+    int n = snprintf(buf, sizeof buf, "{\n  \"dataset\": \"%s\",\n  \"class_names\": [", info->name);
+    for (int k = 0; k < K; k++) n += snprintf(buf + n, sizeof buf - (size_t)n, "%s\"%s\"", k ? ", " : "", info->class_names[k]);
+    snprintf(buf + n, sizeof buf - (size_t)n,
+             "],\n  \"null_class\": %d,\n  \"guidance\": 3.0,\n  \"steps\": 50,\n  \"train_seconds\": %.0f,\n"
+             "  \"epochs\": %d,\n  \"epochs_planned\": %d,\n  \"batch_size\": %d,\n  \"lr\": %g,\n"
+             "  \"channels\": %d,\n  \"seed\": %llu,\n  \"images\": %lld\n}\n",
+             K, secs, epochs_done, c->epochs, c->batch_size, c->lr, c->base_channels, (unsigned long long)c->seed,
+             (long long)count);
+    snprintf(path, sizeof path, "%s/deepc.json", c->out_dir);
+    if (!st) st = dc_write_file_atomic(path, buf, strlen(buf));
+    return st;
+}
+
 dc_status dc_diffusion_train(const dc_diffusion_train_config *c)
 {
     dc_dataset_id id;
@@ -120,23 +141,12 @@ dc_status dc_diffusion_train(const dc_diffusion_train_config *c)
             if (bar) dc_progress_update(bar, b + 1, (b + 1) * B, run_loss);
         }
         if (bar) dc_progress_end(bar, NULL);
-        if (!st) st = dc_unet_save(u, c->out_dir); /* a usable model after every epoch */
+        /* a usable model after every epoch: weights, scheduler and class names */
+        if (!st) st = dc_unet_save(u, c->out_dir);
+        if (!st) st = write_sidecars(c, info, K, e + 1, count, dc__now() - t0);
     }
     double secs = dc__now() - t0;
-    if (!st) {
-        char path[2048], buf[2048];
-        snprintf(path, sizeof path, "%s/scheduler_config.json", c->out_dir);
-        st = dc_write_file_atomic(path, sched_json, strlen(sched_json));
-        int n = snprintf(buf, sizeof buf, "{\n  \"dataset\": \"%s\",\n  \"class_names\": [", info->name);
-        for (int k = 0; k < K; k++) n += snprintf(buf + n, sizeof buf - (size_t)n, "%s\"%s\"", k ? ", " : "", info->class_names[k]);
-        snprintf(buf + n, sizeof buf - (size_t)n,
-                 "],\n  \"null_class\": %d,\n  \"guidance\": 3.0,\n  \"steps\": 50,\n  \"train_seconds\": %.0f,\n"
-                 "  \"epochs\": %d,\n  \"batch_size\": %d,\n  \"lr\": %g,\n  \"images\": %lld\n}\n",
-                 K, secs, c->epochs, c->batch_size, c->lr, (long long)count);
-        snprintf(path, sizeof path, "%s/deepc.json", c->out_dir);
-        if (!st) st = dc_write_file_atomic(path, buf, strlen(buf));
-        if (!st && c->log) fprintf(c->log, "trained in %.0f s; model in %s\n", secs, c->out_dir);
-    }
+    if (!st && c->log) fprintf(c->log, "trained in %.0f s; model in %s\n", secs, c->out_dir);
     free(idx);
     free(xb);
     free(tb);
