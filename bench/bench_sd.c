@@ -1,7 +1,8 @@
 /* bench_sd.c: deepc side of bench/run_sd.sh: seconds per UNet step of the full-size SD 1.5
  * UNet at 512x512 (64x64 latents), batch 2 (classifier-free guidance), or one VAE decode of a
  * 64x64 latent, with the random weights of tools/make_sd_bench_models.py (mmap'd F32, or the
- * F16 file with --half). Prints one JSON line: median seconds and this process's peak RSS.
+ * F16 file with --half). Prints one JSON line: median seconds, this process's peak RSS and the
+ * peak of deepc's tensor and scratch memory (dc_mem_peak: what the rest of the RSS is not).
  *   bench_sd --what unet|vae [--models DIR] [--threads 2] [--reps 3] [--half] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,8 +81,9 @@ int main(int argc, char **argv)
     qsort(times, (size_t)reps, sizeof(double), cmp);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"what\": \"%s\", \"half\": %s, \"seconds\": %.3f, \"peak_rss_mb\": %.0f}\n", what, half ? "true" : "false",
-           times[reps / 2], (double)ru.ru_maxrss / 1024.0);
+    printf("{\"what\": \"%s\", \"half\": %s, \"seconds\": %.3f, \"peak_rss_mb\": %.0f, \"tensor_peak_mb\": %.0f}\n",
+           what, half ? "true" : "false", times[reps / 2], (double)ru.ru_maxrss / 1024.0,
+           (double)dc_mem_peak() / 1048576.0);
     dc_pool_pop(m);
     dc_unet_free(u);
     dc_vae_free(v);

@@ -3,7 +3,10 @@
  * text states, UNet2DConditionModel noise predictions at three timesteps, AutoencoderKL decode
  * (16-bit stored weights) and encode, the class-conditional UNet2DModel, torch.randn-exact
  * initial latents, and 3-step pipeline images for every scheduler (within 1/255 per pixel),
- * plus img2img, bad-input errors, the PNG writer and a few steps of own-model training. */
+ * plus img2img, bad-input errors, the PNG writer and a few steps of own-model training; and
+ * the no-grad inference path (sd_infer.c) against the pool-based layers with its blocked code
+ * paths forced on (conv output-channel blocks, GEGLU column blocks, attention row blocks,
+ * one-image row slabs), in F32 and with 16-bit weights. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,15 +14,18 @@
 #include <unistd.h>
 
 #include "deepc/diffusion.h"
+#include "models/sd_internal.h"
 #include "support/testlib.h"
 
 #define COMPONENT_RTOL 1e-4
 
 static char pipe_dir[1024];
 
+static void load_pipe_dir(void) { snprintf(pipe_dir, sizeof pipe_dir, "%s/sd/tiny_pipe", tl_fixtures_dir()); }
+
 static dc_sd_pipeline *load_pipe(void)
 {
-    snprintf(pipe_dir, sizeof pipe_dir, "%s/sd/tiny_pipe", tl_fixtures_dir());
+    load_pipe_dir();
     return TL_CHECK(dc_sd_pipeline_load(pipe_dir, DC_F32));
 }
 
@@ -310,6 +316,93 @@ static void test_png_and_training_step(void **state)
     dc_pool_pop(m);
 }
 
+/* Caps small enough that the tiny models take every blocked path of sd_infer.c. */
+static void force_blocks(bool on)
+{
+    static int64_t saved[6];
+    int64_t *knobs[6] = {&sd__conv_scratch_floats, &sd__block_floats,    &sd__attn_floats,
+                         &sd__slab_floats,         &sd__slab_min_floats, &sd__wino_chunk_floats};
+    if (on) {
+        for (int i = 0; i < 6; i++) saved[i] = *knobs[i];
+        sd__conv_scratch_floats = 2000; /* weights of 1 or 2 output channels per block */
+        sd__block_floats = 64;
+        sd__attn_floats = 40;
+        sd__slab_floats = 1; /* two rows per slab */
+        sd__slab_min_floats = 0;
+        sd__wino_chunk_floats = 1; /* Winograd chunks of 8 tiles (column ranges of tile rows) */
+    } else {
+        for (int i = 0; i < 6; i++) *knobs[i] = saved[i];
+    }
+}
+
+/* dc_unet_forward / dc_vae_decode on the inference path, default and blocked, against the
+ * pool-based layers (sd__infer_path = 0) on the same weights. */
+static void check_infer_paths(dc_dtype wd)
+{
+    dc_pool_mark m = dc_pool_push();
+    dc_safetensors *ref = tl_fixture("sd/ref.safetensors");
+    load_pipe_dir();
+    dc_sd_pipeline *p = TL_CHECK(dc_sd_pipeline_load(pipe_dir, wd));
+    bool prev = dc_set_grad_enabled(false);
+    dc_tensor *x = tl_get(ref, "unet_in");
+    dc_tensor *ctx = TL_CHECK(dc_narrow(tl_get(ref, "text_states"), 0, 0, 2));
+    dc_vae *v = dc_sd_pipeline_vae(p);
+    dc_tensor *z = dc_div(tl_get(ref, "vae_latents"), dc_full(DC_F32, 0, NULL, dc_vae_scaling_factor(v)));
+    const float t[2] = {500, 500};
+    dc_tensor *img = tl_get(ref, "vae_image");
+    sd__infer_path = 0;
+    dc_tensor *u_ref = TL_CHECK(dc_unet_forward(dc_sd_pipeline_unet(p), x, t, ctx, NULL));
+    dc_tensor *v_ref = TL_CHECK(dc_vae_decode(v, z, 0));
+    dc_tensor *e_ref = TL_CHECK(dc_vae_encode(v, img, NULL));
+    sd__infer_path = 1;
+    static const char *const variants[3] = {"default", "blocked", "blocked, backend conv"};
+    for (int variant = 0; variant < 3; variant++) {
+        force_blocks(variant > 0);
+        sd__own_wino = variant < 2;
+        dc_tensor *u = TL_CHECK(dc_unet_forward(dc_sd_pipeline_unet(p), x, t, ctx, NULL));
+        dc_tensor *d = TL_CHECK(dc_vae_decode(v, z, 0));
+        dc_tensor *e = TL_CHECK(dc_vae_encode(v, img, NULL));
+        force_blocks(false);
+        sd__own_wino = 1;
+        printf("inference path (%s, %s): unet %.2e, vae decode %.2e, encode %.2e\n", dc_dtype_name(wd),
+               variants[variant], tl_max_rel_error(u, u_ref), tl_max_rel_error(d, v_ref), tl_max_rel_error(e, e_ref));
+        tl_assert_close(u, u_ref, 1e-5, "unet inference path");
+        tl_assert_close(d, v_ref, 1e-5, "vae decode inference path");
+        tl_assert_close(e, e_ref, 1e-5, "vae encode inference path");
+    }
+    dc_set_grad_enabled(prev);
+    dc_sd_pipeline_free(p);
+    dc_safetensors_close(ref);
+    dc_pool_pop(m);
+}
+
+static void test_infer_paths(void **state)
+{
+    (void)state;
+    check_infer_paths(DC_F32);
+    check_infer_paths(DC_F16);
+    /* UNet2DModel: attention blocks and class embeddings */
+    dc_pool_mark m = dc_pool_push();
+    dc_safetensors *ref = tl_fixture("sd/ref.safetensors");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/sd/tiny_unet2d", tl_fixtures_dir());
+    dc_unet *u = TL_CHECK(dc_unet_load(dir, DC_F32));
+    bool prev = dc_set_grad_enabled(false);
+    const float t[3] = {999, 10, 500};
+    const int64_t labels[3] = {0, 10, 7};
+    sd__infer_path = 0;
+    dc_tensor *y_ref = TL_CHECK(dc_unet_forward(u, tl_get(ref, "unet2d_in"), t, NULL, labels));
+    sd__infer_path = 1;
+    force_blocks(true);
+    dc_tensor *y = TL_CHECK(dc_unet_forward(u, tl_get(ref, "unet2d_in"), t, NULL, labels));
+    force_blocks(false);
+    tl_assert_close(y, y_ref, 1e-5, "unet2d inference path (blocked)");
+    dc_set_grad_enabled(prev);
+    dc_unet_free(u);
+    dc_safetensors_close(ref);
+    dc_pool_pop(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_vae),                 cmocka_unit_test(test_unet2d_class),
         cmocka_unit_test(test_torch_noise),         cmocka_unit_test(test_pipeline_schedulers),
         cmocka_unit_test(test_bad_input),           cmocka_unit_test(test_png_and_training_step),
+        cmocka_unit_test(test_infer_paths),
     };
     return TL_RUN(tests);
 }

@@ -1,7 +1,8 @@
 /* sd_internal.h: what the diffusion files (src/models/sd_*.c) share: the named weight store
  * (mmap'd safetensors, 16-bit weights converted per layer, or fresh trainable parameters),
- * config.json helpers, and the building blocks diffusers' models are made of (conv, linear,
- * group/layer norm, attention, ResnetBlock2D, Transformer2DModel, Down/Upsample2D). */
+ * config.json helpers, the building blocks diffusers' models are made of (conv, linear,
+ * group/layer norm, attention, ResnetBlock2D, Transformer2DModel, Down/Upsample2D), and their
+ * no-grad inference versions with explicit ownership (sd_infer.c, sd_wino.c). */
 #ifndef DEEPC_SD_INTERNAL_H
 #define DEEPC_SD_INTERNAL_H
 
@@ -25,14 +26,15 @@ typedef struct sd_store {
     dc_safetensors *files[8];
     bool create;            /* training: a missing name is created and initialised */
     dc_rng *rng;            /* for create */
-    dc_dtype weight_dtype;  /* F32, or F16/BF16: what loaded F32 weights are kept as */
+    dc_dtype weight_dtype;  /* F32, or F16/BF16: what F32 weights become on first use */
 } sd_store;
 
 sd_store *sd_store_new(const char *what);
 void sd_store_free(sd_store *s);
 /* Loads `dir`/<base>.safetensors, else <base>.fp16.safetensors (the first of `bases` that
- * exists). weight_dtype F32 keeps each tensor as stored (F32 files are mmap views, 16-bit ones
- * are converted per use); F16/BF16 converts F32 tensors to that dtype once. */
+ * exists). Tensors are views of the mapped file. weight_dtype F32 keeps each as stored (16-bit
+ * ones are widened per use); F16/BF16 converts an F32 tensor to that dtype when it is first
+ * used (sd_wt), giving its file pages back. */
 dc_status sd_store_load_dir(sd_store *s, const char *dir, const char *const *bases, dc_dtype weight_dtype);
 /* Adds (retains) a tensor under a name. */
 dc_status sd_store_put(sd_store *s, const char *name, dc_tensor *t);
@@ -50,6 +52,12 @@ typedef enum sd_init {
  * is missing or mis-shaped). 16-bit weights are converted into a pool temporary. In create
  * mode a missing tensor is made as a trainable parameter (init, fan_in for SD_INIT_BIAS). */
 dc_tensor *sd_w(sd_store *s, const char *name, int ndim, const int64_t *shape, sd_init init, int64_t fan_in);
+/* The stored tensor `name` (any dtype, as in the file) checked against the expected shape
+ * (a [O, I] weight also serves [O, I, 1, 1] and the reverse); NULL + error if missing or
+ * mis-shaped. Borrowed from the store. Converts to the store's 16-bit dtype on first use. */
+dc_tensor *sd_wt(sd_store *s, const char *name, int ndim, const int64_t *shape);
+/* Row r of a 2-D weight as F32: a pointer into it, or widened into buf (shape[1] floats). */
+const float *sd_row_f32(const dc_tensor *w, int64_t r, float *buf);
 /* All parameters (create mode) in creation order. */
 int sd_store_params(sd_store *s, dc_tensor ***out);
 
@@ -102,6 +110,65 @@ dc_tensor *sd_upsample(sd_store *s, const char *prefix, dc_tensor *x, int64_t ou
 dc_tensor *sd_timestep_embedding(const float *t, int64_t n, int64_t dim, bool flip_sin_to_cos, float shift);
 /* SiLU in place-ish helpers */
 dc_tensor *sd_silu(dc_tensor *x);
+
+/* ---- inference path (sd_infer.c) ------------------------------------------------------------ */
+/* 0 selects the pool-based layers above for inference too (tests compare the two). */
+extern int sd__infer_path;
+/* Caps, in floats (tests shrink them to exercise the blocked paths): a conv's transformed or
+ * widened weights per block of output channels; GEGLU column blocks and 16-bit linear blocks;
+ * one thread's attention scores. */
+extern int64_t sd__conv_scratch_floats, sd__block_floats, sd__attn_floats;
+/* One-image maps of at least sd__slab_min_floats run ResnetBlock2D / Upsample2D convolutions on
+ * row slabs of about sd__slab_floats input floats. */
+extern int64_t sd__slab_floats, sd__slab_min_floats;
+/* 0: 3x3 stride-1 convolutions on the backend's kernel instead of sd_wino.c */
+extern int sd__own_wino;
+
+/* Activation memory: huge-page mappings, reused while the mapped total stays within the
+ * high-water mark of live bytes. sd_mem_trim gives every free block back. */
+void *sd_mem_alloc(size_t nbytes, size_t *got);
+void sd_mem_free(void *p, size_t n);
+void sd_mem_trim(void);
+/* A new F32 tensor (uninitialised) from that memory; the caller owns the reference (not
+ * autoreleased). */
+dc_tensor *sd_tensor_new(int ndim, const int64_t *shape);
+/* A contiguous F32 tensor with t's values that the caller owns (t itself when it already is). */
+dc_tensor *sdi_own(dc_tensor *t);
+
+/* Kernels: GroupNorm(+SiLU) of x [N, C, S] into y (may be x); multi-head attention o = softmax(q
+ * k^T / sqrt(D)) v per batch and head with rows of q/k/v/o at the given strides (o may be q). */
+void sd_group_norm_kernel(const float *x, float *y, int64_t N, int64_t C, int64_t S, int64_t G, const float *w,
+                          const float *b, float eps, bool silu);
+dc_status sd_attention(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                       float *o, int64_t ldo, int64_t B, int64_t L, int64_t S, int heads, int64_t D, bool causal);
+
+/* Winograd F(2x2, 3x3) (sd_wino.c). sd_wino_weights: u [16][o][c] from w [o][c][3][3].
+ * sd_wino_conv: for n images (x at image stride ldx_n, channel stride ldx, hin rows of w), the
+ * stride-1 3x3 convolution with column padding 1 and row padding pr (rows outside [0, hin)
+ * read as 0), oh output rows (even) of which the first oh_valid are written, w even, + bias,
+ * into y (image stride ldy_n, channel stride ldy, rows of w). */
+extern int64_t sd__wino_chunk_floats;
+void sd_wino_weights(const float *w, int64_t o, int64_t c, float *u);
+dc_status sd_wino_conv(const float *u, int64_t o, int64_t c, int64_t n, const float *x, int64_t ldx_n, int64_t ldx,
+                       int64_t hin, int pr, int64_t oh, int64_t oh_valid, int64_t w, const float *bias, float *y,
+                       int64_t ldy_n, int64_t ldy);
+
+/* Layers with explicit ownership: each consumes its input x (one reference: overwritten in
+ * place when nobody else holds it) and returns a new reference the caller owns; NULL + error
+ * on failure (x still consumed). sdi_conv borrows x. */
+dc_tensor *sdi_conv(sd_store *s, const char *prefix, const dc_tensor *x, int64_t out, int k, int stride, int pad);
+dc_tensor *sdi_group_norm(sd_store *s, const char *prefix, dc_tensor *x, int groups, float eps, bool silu);
+/* temb_silu: SiLU(time embedding) [B, T] or NULL */
+dc_tensor *sdi_resnet(sd_store *s, const char *prefix, dc_tensor *x, const dc_tensor *temb_silu, int64_t out_ch,
+                      int groups, float eps, float output_scale);
+dc_tensor *sdi_attn_block(sd_store *s, const char *prefix, dc_tensor *x, int heads, int groups, float eps);
+/* ctx [B, S, D] contiguous F32 (borrowed) */
+dc_tensor *sdi_transformer(sd_store *s, const char *prefix, dc_tensor *x, const dc_tensor *ctx, int heads, int groups,
+                           int layers, bool linear_proj);
+dc_tensor *sdi_upsample(sd_store *s, const char *prefix, dc_tensor *x, int64_t out_h, int64_t out_w);
+dc_tensor *sdi_downsample(sd_store *s, const char *prefix, dc_tensor *x, int padding);
+/* channel concatenation of a and b (both consumed) */
+dc_tensor *sdi_cat(dc_tensor *a, dc_tensor *b);
 
 /* fills a tensor with torch.randn(shape, generator) values (or deepc's own normals) */
 dc_status sd_randn_fill(dc_tensor *t, dc_noise *noise);

@@ -1,14 +1,18 @@
 /* sd_layers.c: the named weight store behind every diffusion component (mmap'd safetensors,
- * 16-bit weights converted per use, or trainable parameters created on first use), config.json
- * helpers, and the layers diffusers' models are built from: conv, linear, group/layer norm,
- * sliced multi-head attention, ResnetBlock2D, Transformer2DModel, Down/Upsample2D and the
- * sinusoidal timestep embedding. Each layer takes diffusers' module path as its prefix, so
- * weights are found by their state_dict names. */
+ * 16-bit weights kept 16-bit and widened per use, or trainable parameters created on first
+ * use), config.json helpers, and the pool-based layers diffusers' models are built from: conv,
+ * linear, group/layer norm, sliced multi-head attention, ResnetBlock2D, Transformer2DModel,
+ * Down/Upsample2D and the sinusoidal timestep embedding. These serve training (grad on), the
+ * CLIP text encoder and the first forward of a new model; inference of the UNet and VAE runs
+ * on sd_infer.c's versions. Each layer takes diffusers' module path as its prefix, so weights
+ * are found by their state_dict names. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "../core/internal.h"
 #include "../util/util.h"
@@ -107,19 +111,26 @@ dc_status sd_store_put(sd_store *s, const char *name, dc_tensor *t)
 static const char *const legacy_names[][2] = {
     {".to_q.", ".query."}, {".to_k.", ".key."}, {".to_v.", ".value."}, {".to_out.0.", ".proj_attn."}};
 
-dc_tensor *sd_store_find(sd_store *s, const char *name)
+/* The index of `name` (or of its legacy spelling), -1 if absent. */
+static int find_any(const sd_store *s, const char *name)
 {
     int i = find_index(s, name);
-    if (i >= 0) return s->tensors[i];
+    if (i >= 0) return i;
     for (size_t k = 0; k < sizeof legacy_names / sizeof legacy_names[0]; k++) {
         const char *p = strstr(name, legacy_names[k][0]);
         if (!p) continue;
         char alt[512];
         snprintf(alt, sizeof alt, "%.*s%s%s", (int)(p - name), name, legacy_names[k][1],
                  p + strlen(legacy_names[k][0]));
-        if ((i = find_index(s, alt)) >= 0) return s->tensors[i];
+        if ((i = find_index(s, alt)) >= 0) return i;
     }
-    return NULL;
+    return -1;
+}
+
+dc_tensor *sd_store_find(sd_store *s, const char *name)
+{
+    int i = find_any(s, name);
+    return i >= 0 ? s->tensors[i] : NULL;
 }
 
 dc_status sd_store_load_dir(sd_store *s, const char *dir, const char *const *bases, dc_dtype weight_dtype)
@@ -146,7 +157,10 @@ dc_status sd_store_load_dir(sd_store *s, const char *dir, const char *const *bas
     }
     s->files[s->n_files++] = st;
     int n = dc_safetensors_count(st);
-    /* every tensor made here belongs to this pool; the store keeps its own references */
+    /* every tensor made here belongs to this pool; the store keeps its own references.
+     * Nothing is read yet: F32 tensors are views of the mapping, and a 16-bit weight_dtype
+     * converts each one when it is first used (sd_wt), so weights a model never runs (the
+     * VAE encoder when only decoding) cost no memory. */
     dc_pool_mark m = dc_pool_push();
     dc_status status = DC_OK;
     for (int i = 0; i < n && !status; i++) {
@@ -158,10 +172,6 @@ dc_status sd_store_load_dir(sd_store *s, const char *dir, const char *const *bas
         }
         /* position_ids and other integer buffers are not weights */
         if (t->dtype != DC_F32 && t->dtype != DC_F16 && t->dtype != DC_BF16) continue;
-        if (weight_dtype != DC_F32 && t->dtype == DC_F32 && !(t = dc_to_dtype(t, weight_dtype))) {
-            status = dc_last_status();
-            break;
-        }
         status = sd_store_put(s, name, t);
     }
     dc_pool_pop(m);
@@ -173,10 +183,72 @@ static const char *shape_fmt(int ndim, const int64_t *shape, char *buf, size_t s
     return dc__shape_fmt(ndim, shape, buf, size);
 }
 
+/* Gives the pages of a file-backed tensor back to the page cache once it has been converted:
+ * the private mapping is never written, so dropping them loses nothing, and the process's
+ * resident memory then holds only the 16-bit copy. */
+static void drop_file_pages(const dc_tensor *t)
+{
+    if (!t->storage->release) return; /* backend memory (an unaligned file's copy): freed with t */
+    const long page = sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)dc_data(t), e = a + (uintptr_t)dc_numel(t) * dc_dtype_size(t->dtype);
+    a = (a + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+    e &= ~(uintptr_t)(page - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+dc_tensor *sd_wt(sd_store *s, const char *name, int ndim, const int64_t *shape)
+{
+    int i = find_any(s, name);
+    if (i < 0) {
+        char buf[DC_SHAPE_STR_MAX];
+        dc_set_error(DC_ERR_FORMAT, "%s: weight %s %s is missing from the checkpoint", s->what, name,
+                     shape_fmt(ndim, shape, buf, sizeof buf));
+        return NULL;
+    }
+    dc_tensor *t = s->tensors[i];
+    bool ok = t->ndim == ndim;
+    for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
+    /* 1x1 convs stored as linear weights ([O, I] for [O, I, 1, 1]) in old VAE checkpoints */
+    if (!ok && ndim == 2 && t->ndim == 4 && t->shape[0] == shape[0] && t->shape[1] == shape[1] && t->shape[2] == 1 &&
+        t->shape[3] == 1)
+        ok = true;
+    if (!ok && ndim == 4 && t->ndim == 2 && shape[2] == 1 && shape[3] == 1 && t->shape[0] == shape[0] &&
+        t->shape[1] == shape[1])
+        ok = true;
+    if (!ok) {
+        char a[DC_SHAPE_STR_MAX], b[DC_SHAPE_STR_MAX];
+        dc_set_error(DC_ERR_SHAPE, "%s: weight %s is %s in the checkpoint, the config expects %s", s->what, name,
+                     dc_shape_str(t, a, sizeof a), shape_fmt(ndim, shape, b, sizeof b));
+        return NULL;
+    }
+    if (s->weight_dtype != DC_F32 && t->dtype == DC_F32 && !t->requires_grad) {
+        /* the first use of an F32 weight in a 16-bit store: keep it 16-bit from now on */
+        dc_pool_mark m = dc_pool_push();
+        dc_tensor *c = dc_contiguous(dc_to_dtype(t, s->weight_dtype));
+        if (c) {
+            dc_tensor_retain(c);
+            drop_file_pages(t);
+            dc_tensor_release(t);
+            s->tensors[i] = t = c;
+        }
+        dc_pool_pop(m);
+        if (!c) return NULL;
+    }
+    return t;
+}
+
+const float *sd_row_f32(const dc_tensor *w, int64_t r, float *buf)
+{
+    const int64_t n = w->shape[1];
+    if (w->dtype == DC_F32) return dc_data_f32(w) + r * n;
+    const uint16_t *src = (const uint16_t *)dc_data(w) + r * n;
+    for (int64_t j = 0; j < n; j++) buf[j] = w->dtype == DC_F16 ? dc__f16_to_f32(src[j]) : dc__bf16_to_f32(src[j]);
+    return buf;
+}
+
 dc_tensor *sd_w(sd_store *s, const char *name, int ndim, const int64_t *shape, sd_init init, int64_t fan_in)
 {
-    dc_tensor *t = sd_store_find(s, name);
-    if (!t && s->create) {
+    if (s->create && !sd_store_find(s, name)) {
         dc_tensor *p = dc_empty(DC_F32, ndim, shape); /* pool-owned when a pool is active */
         if (!p) return NULL;
         dc_status st = DC_OK;
@@ -195,24 +267,8 @@ dc_tensor *sd_w(sd_store *s, const char *name, int ndim, const int64_t *shape, s
         if (!dc_pool_active()) dc_tensor_release(p);
         return st ? NULL : sd_store_find(s, name);
     }
-    if (!t) {
-        char buf[DC_SHAPE_STR_MAX];
-        dc_set_error(DC_ERR_FORMAT, "%s: weight %s %s is missing from the checkpoint", s->what, name,
-                     shape_fmt(ndim, shape, buf, sizeof buf));
-        return NULL;
-    }
-    bool ok = t->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
-    /* 1x1 convs stored as linear weights ([O, I] for [O, I, 1, 1]) in old VAE checkpoints */
-    if (!ok && ndim == 2 && t->ndim == 4 && t->shape[0] == shape[0] && t->shape[1] == shape[1] && t->shape[2] == 1 &&
-        t->shape[3] == 1)
-        ok = true;
-    if (!ok) {
-        char a[DC_SHAPE_STR_MAX], b[DC_SHAPE_STR_MAX];
-        dc_set_error(DC_ERR_SHAPE, "%s: weight %s is %s in the checkpoint, the config expects %s", s->what, name,
-                     dc_shape_str(t, a, sizeof a), shape_fmt(ndim, shape, b, sizeof b));
-        return NULL;
-    }
+    dc_tensor *t = sd_wt(s, name, ndim, shape);
+    if (!t) return NULL;
     /* F32: borrowed from the store; 16-bit: converted into a pool temporary per use */
     dc_tensor *r = t->dtype != DC_F32 ? dc_to_dtype(t, DC_F32) : t;
     if (r && r->ndim != ndim) r = dc_reshape(r, ndim, shape);
@@ -353,48 +409,6 @@ dc_tensor *sd_linear(sd_store *s, const char *prefix, dc_tensor *x, int64_t out,
     return dc_linear(x, w, b);
 }
 
-/* Inference GroupNorm(+SiLU) in one pass over the data after the statistics: per (sample,
- * group) mean and variance in double (as PyTorch's CPU kernel accumulates), then
- * y = (x - mean) * rstd * w + b, optionally times sigmoid. */
-static dc_tensor *group_norm_fused(dc_tensor *x, int groups, dc_tensor *w, dc_tensor *b, float eps, bool silu)
-{
-    x = dc_contiguous(x);
-    if (!x) return NULL;
-    const int64_t N = x->shape[0], C = x->shape[1], S = dc_numel(x) / (N * C), G = groups, cg = C / G;
-    dc_tensor *y = dc_empty_like(x);
-    if (!y) return NULL;
-    const float *xp = dc_data_f32(x), *wp = dc_data_f32(w), *bp = dc_data_f32(b);
-    float *yp = dc_data_f32(y);
-#pragma omp parallel for schedule(static)
-    for (int64_t ng = 0; ng < N * G; ng++) {
-        const float *xs = xp + ng * cg * S;
-        float *ys = yp + ng * cg * S;
-        double sum = 0, sq = 0;
-        for (int64_t i = 0; i < cg * S; i++) sum += xs[i];
-        double mean = sum / (double)(cg * S);
-        for (int64_t i = 0; i < cg * S; i++) {
-            double d = xs[i] - mean;
-            sq += d * d;
-        }
-        float rstd = (float)(1.0 / sqrt(sq / (double)(cg * S) + eps));
-        float m = (float)mean;
-        int64_t c0 = (ng % G) * cg;
-        for (int64_t c = 0; c < cg; c++) {
-            float a = rstd * wp[c0 + c], bb = bp[c0 + c] - m * rstd * wp[c0 + c];
-            const float *xc = xs + c * S;
-            float *yc = ys + c * S;
-            if (silu)
-                for (int64_t i = 0; i < S; i++) {
-                    float v = xc[i] * a + bb;
-                    yc[i] = v / (1.0f + expf(-v));
-                }
-            else
-                for (int64_t i = 0; i < S; i++) yc[i] = xc[i] * a + bb;
-        }
-    }
-    return y;
-}
-
 dc_tensor *sd_group_norm(sd_store *s, const char *prefix, dc_tensor *x, int groups, float eps, bool silu)
 {
     if (!x) return NULL;
@@ -408,8 +422,14 @@ dc_tensor *sd_group_norm(sd_store *s, const char *prefix, dc_tensor *x, int grou
     dc_tensor *w = sd_w(s, NAME(n, "%s.weight", prefix), 1, (int64_t[]){C}, SD_INIT_ONES, 0);
     dc_tensor *b = sd_w(s, NAME(n, "%s.bias", prefix), 1, (int64_t[]){C}, SD_INIT_ZEROS, 0);
     if (!w || !b) return NULL;
-    if (!dc__any_needs_grad(3, (dc_tensor *[]){x, w, b}) && x->dtype == DC_F32)
-        return group_norm_fused(x, groups, w, b, eps, silu);
+    if (!dc__any_needs_grad(3, (dc_tensor *[]){x, w, b}) && x->dtype == DC_F32) {
+        /* inference: statistics and the affine (+SiLU) in one kernel */
+        dc_tensor *xc = dc_contiguous(x), *y = xc ? dc_empty_like(xc) : NULL;
+        if (!y) return NULL;
+        sd_group_norm_kernel(dc_data_f32(xc), dc_data_f32(y), xc->shape[0], C, dc_numel(xc) / (xc->shape[0] * C),
+                             groups, dc_data_f32(w), dc_data_f32(b), eps, silu);
+        return y;
+    }
     dc_tensor *y = dc_group_norm(x, groups, w, b, eps);
     return silu ? dc_silu(y) : y;
 }
@@ -427,59 +447,21 @@ dc_tensor *sd_layer_norm(sd_store *s, const char *prefix, dc_tensor *x, float ep
 
 dc_tensor *sd_silu(dc_tensor *x) { return dc_silu(x); }
 
-/* Scores are computed for a block of query rows at a time, so scratch stays near 16M floats
- * whatever the image size (diffusers materialises [B*H, L, S]: 1 GB at 512x512). */
-#define SD_ATTN_SCRATCH (1 << 24)
-
+/* Inference attention: sliced by query rows with bounded scratch (sd_attention; diffusers
+ * materialises [B*H, L, S]: 1 GB at 512x512) and no head transposes. */
 static dc_tensor *mha_sliced(dc_tensor *q, dc_tensor *k, dc_tensor *v, int heads, bool causal)
 {
     q = dc_contiguous(q);
     k = dc_contiguous(k);
     v = dc_contiguous(v);
     if (!q || !k || !v) return NULL;
-    const int64_t B = q->shape[0], L = q->shape[1], C = q->shape[2], S = k->shape[1], D = C / heads;
+    const int64_t B = q->shape[0], L = q->shape[1], C = q->shape[2], S = k->shape[1];
     dc_tensor *out = dc_empty(DC_F32, 3, (int64_t[]){B, L, C});
     if (!out) return NULL;
-    const dc_backend *be = dc_backend_get(DC_CPU);
-    int64_t R = SD_ATTN_SCRATCH / S;
-    if (R < 1) R = 1;
-    if (R > L) R = L;
-    float *sc = be->alloc((size_t)(R * S) * sizeof(float));
-    if (!sc) {
-        dc_set_error(DC_ERR_OOM, "attention: cannot allocate %lld scores", (long long)(R * S));
+    if (sd_attention(dc_data_f32(q), C, dc_data_f32(k), C, dc_data_f32(v), C, dc_data_f32(out), C, B, L, S, heads,
+                     C / heads, causal))
         return NULL;
-    }
-    const float scale = 1.0f / sqrtf((float)D);
-    const float *qp = dc_data_f32(q), *kp = dc_data_f32(k), *vp = dc_data_f32(v);
-    float *op = dc_data_f32(out);
-    dc_status st = DC_OK;
-    for (int64_t b = 0; b < B && !st; b++)
-        for (int64_t h = 0; h < heads && !st; h++)
-            for (int64_t r0 = 0; r0 < L && !st; r0 += R) {
-                int64_t rr = DC_MIN(R, L - r0);
-                st = be->gemm(DC_NO_TRANS, DC_TRANS, rr, S, D, scale, qp + (b * L + r0) * C + h * D, C,
-                              kp + b * S * C + h * D, C, 0.0f, sc, S);
-                if (st) break;
-#pragma omp parallel for schedule(static)
-                for (int64_t i = 0; i < rr; i++) {
-                    float *row = sc + i * S;
-                    int64_t valid = causal ? DC_MIN(S, r0 + i + 1) : S;
-                    float mx = -INFINITY;
-                    for (int64_t j = 0; j < valid; j++) mx = row[j] > mx ? row[j] : mx;
-                    float sum = 0;
-                    for (int64_t j = 0; j < valid; j++) {
-                        row[j] = expf(row[j] - mx);
-                        sum += row[j];
-                    }
-                    float inv = 1.0f / sum;
-                    for (int64_t j = 0; j < valid; j++) row[j] *= inv;
-                    for (int64_t j = valid; j < S; j++) row[j] = 0;
-                }
-                st = be->gemm(DC_NO_TRANS, DC_NO_TRANS, rr, D, S, 1.0f, sc, S, vp + b * S * C + h * D, C, 0.0f,
-                              op + (b * L + r0) * C + h * D, C);
-            }
-    be->free(sc, (size_t)(R * S) * sizeof(float));
-    return st ? NULL : out;
+    return out;
 }
 
 dc_tensor *sd_mha(dc_tensor *q, dc_tensor *k, dc_tensor *v, int heads, bool causal)

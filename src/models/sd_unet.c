@@ -38,6 +38,7 @@ struct dc_unet {
     bool linear_proj;
     bool center_input;
     bool mid_attention;
+    bool built;          /* every weight exists: inference may take the sdi_* path */
     dc_rng rng;
 };
 
@@ -179,6 +180,7 @@ fail:
 void dc_unet_free(dc_unet *u)
 {
     if (!u) return;
+    sd_mem_trim();
     sd_store_free(u->w);
     free(u->config_text);
     free(u);
@@ -221,6 +223,7 @@ dc_unet *dc_unet_load(const char *dir, dc_dtype weight_dtype)
         dc_unet_free(u);
         return NULL;
     }
+    u->built = true;
     return u;
 }
 
@@ -247,6 +250,7 @@ dc_unet *dc_unet_new(const char *config_json, dc_rng *rng)
         dc_unet_free(u);
         return NULL;
     }
+    u->built = true;
     return u;
 }
 
@@ -287,48 +291,163 @@ static int attn_heads(const dc_unet *u, int block, int channels)
     return channels / hd;
 }
 
-dc_tensor *dc_unet_forward(dc_unet *u, dc_tensor *x, const float *t, dc_tensor *ctx, const int64_t *class_labels)
+/* Checks the arguments of dc_unet_forward. */
+static dc_status check_args(const dc_unet *u, const dc_tensor *x, const dc_tensor *ctx, const int64_t *class_labels)
 {
-    if (!x) return NULL;
-    char n[512], p[256];
     const dc_unet_info *in = &u->info;
     if (x->ndim != 4 || x->shape[1] != in->in_channels) {
         char b[DC_SHAPE_STR_MAX];
-        dc_set_error(DC_ERR_SHAPE, "unet: expected a sample [B, %d, H, W], got %s", in->in_channels,
-                     dc_shape_str(x, b, sizeof b));
-        return NULL;
+        return dc_set_error(DC_ERR_SHAPE, "unet: expected a sample [B, %d, H, W], got %s", in->in_channels,
+                            dc_shape_str(x, b, sizeof b));
     }
     if (in->conditional && (!ctx || ctx->ndim != 3 || ctx->shape[0] != x->shape[0] ||
-                            ctx->shape[2] != in->cross_attention_dim)) {
-        dc_set_error(DC_ERR_SHAPE, "unet: encoder_hidden_states must be [%lld, S, %d]", (long long)x->shape[0],
-                     in->cross_attention_dim);
-        return NULL;
+                            ctx->shape[2] != in->cross_attention_dim))
+        return dc_set_error(DC_ERR_SHAPE, "unet: encoder_hidden_states must be [%lld, S, %d]", (long long)x->shape[0],
+                            in->cross_attention_dim);
+    if (in->num_class_embeds && !class_labels)
+        return dc_set_error(DC_ERR_ARG, "unet: class_labels are required for a class-conditional model");
+    for (int64_t i = 0; in->num_class_embeds && i < x->shape[0]; i++)
+        if (class_labels[i] < 0 || class_labels[i] >= in->num_class_embeds)
+            return dc_set_error(DC_ERR_ARG, "unet: class label %lld outside [0, %d)", (long long)class_labels[i],
+                                in->num_class_embeds);
+    return DC_OK;
+}
+
+/* The time (and class) embedding [B, 4 c0] (pool rules). */
+static dc_tensor *time_embedding(dc_unet *u, const float *t, int64_t B, const int64_t *class_labels)
+{
+    const int c0 = u->channels[0];
+    dc_tensor *temb = sd_timestep_embedding(t, B, c0, u->flip_sin_to_cos, u->freq_shift);
+    temb = sd_linear(u->w, "time_embedding.linear_1", temb, 4 * c0, true);
+    temb = sd_linear(u->w, "time_embedding.linear_2", dc_silu(temb), 4 * c0, true);
+    if (u->info.num_class_embeds && temb) {
+        dc_tensor *ids = dc_from_data(DC_I64, 1, (int64_t[]){B}, class_labels);
+        dc_tensor *cw = sd_w(u->w, "class_embedding.weight", 2, (int64_t[]){u->info.num_class_embeds, 4 * c0},
+                             SD_INIT_NORMAL, 0);
+        temb = cw ? dc_add(temb, dc_embedding(cw, ids)) : NULL;
     }
-    if (in->num_class_embeds && !class_labels) {
-        dc_set_error(DC_ERR_ARG, "unet: class_labels are required for a class-conditional model");
-        return NULL;
+    return temb;
+}
+
+/* Inference: the sdi_* layers, each block's memory freed as soon as it is dead; skips are
+ * held as references until their up block takes them. */
+static dc_tensor *forward_infer(dc_unet *u, dc_tensor *x, const float *t, dc_tensor *ctx_in,
+                                const int64_t *class_labels)
+{
+    char n[512], p[256];
+    const dc_unet_info *in = &u->info;
+    const int64_t B = x->shape[0];
+    const int nb = u->n_blocks, c0 = u->channels[0], G = u->groups;
+    const float eps = u->eps;
+    dc_tensor *skip[64];
+    int ns = 0;
+    dc_tensor *temb = NULL, *ctx = NULL, *h = NULL;
+    {
+        dc_pool_mark m = dc_pool_push();
+        dc_tensor *te = time_embedding(u, t, B, class_labels);
+        temb = sdi_own(te ? dc_silu(te) : NULL); /* every resnet takes SiLU(temb) */
+        dc_pool_pop(m);
     }
+    if (!temb) goto fail;
+    if (ctx_in && !(ctx = sdi_own(ctx_in))) goto fail;
+    if (u->center_input) {
+        dc_pool_mark m = dc_pool_push();
+        h = sdi_own(dc_add_scalar(dc_mul_scalar(x, 2.0f), -1.0f));
+        dc_pool_pop(m);
+    } else {
+        h = sdi_own(x);
+    }
+    if (!h) goto fail;
+    dc_tensor *hin = h;
+    h = sdi_conv(u->w, "conv_in", hin, c0, 3, 1, 1);
+    dc_tensor_release(hin);
+    if (!h) goto fail;
+    skip[ns++] = dc_tensor_retain(h);
+    for (int b = 0; b < nb; b++) {
+        const int ch = u->channels[b], heads = attn_heads(u, b, ch);
+        for (int l = 0; l < u->layers_per_block; l++) {
+            NAME(p, "down_blocks.%d", b);
+            h = sdi_resnet(u->w, NAME(n, "%s.resnets.%d", p, l), h, temb, ch, G, eps, 1.0f);
+            if (u->down[b] == BLK_CROSS_DOWN)
+                h = sdi_transformer(u->w, NAME(n, "%s.attentions.%d", p, l), h, ctx, heads, G, u->transformer_layers,
+                                    u->linear_proj);
+            else if (u->down[b] == BLK_ATTN_DOWN)
+                h = sdi_attn_block(u->w, NAME(n, "%s.attentions.%d", p, l), h, heads, G, eps);
+            if (!h) goto fail;
+            if (ns < 64) skip[ns++] = dc_tensor_retain(h);
+        }
+        if (b < nb - 1) {
+            h = sdi_downsample(u->w, NAME(n, "down_blocks.%d.downsamplers.0", b), h, u->downsample_padding);
+            if (!h) goto fail;
+            if (ns < 64) skip[ns++] = dc_tensor_retain(h);
+        }
+    }
+    const int cl = u->channels[nb - 1];
+    h = sdi_resnet(u->w, "mid_block.resnets.0", h, temb, cl, G, eps, u->mid_scale);
+    if (in->conditional)
+        h = sdi_transformer(u->w, "mid_block.attentions.0", h, ctx, u->heads[nb - 1], G, u->transformer_layers,
+                            u->linear_proj);
+    else if (u->mid_attention)
+        h = sdi_attn_block(u->w, "mid_block.attentions.0", h, attn_heads(u, nb - 1, cl), G, eps);
+    h = sdi_resnet(u->w, "mid_block.resnets.1", h, temb, cl, G, eps, u->mid_scale);
+    for (int b = 0; b < nb && h; b++) {
+        const int rb = nb - 1 - b, ch = u->channels[rb];
+        const int heads = in->conditional ? u->heads[rb] : attn_heads(u, rb, ch);
+        for (int l = 0; l < u->layers_per_block + 1 && h; l++) {
+            if (ns == 0) {
+                dc_set_error(DC_ERR_STATE, "unet: skip connections exhausted");
+                goto fail;
+            }
+            NAME(p, "up_blocks.%d", b);
+            h = sdi_cat(h, skip[--ns]);
+            h = sdi_resnet(u->w, NAME(n, "%s.resnets.%d", p, l), h, temb, ch, G, eps, 1.0f);
+            if (u->up[b] == BLK_CROSS_UP)
+                h = sdi_transformer(u->w, NAME(n, "%s.attentions.%d", p, l), h, ctx, heads, G, u->transformer_layers,
+                                    u->linear_proj);
+            else if (u->up[b] == BLK_ATTN_UP)
+                h = sdi_attn_block(u->w, NAME(n, "%s.attentions.%d", p, l), h, heads, G, eps);
+        }
+        if (b < nb - 1 && h) {
+            /* the next skip's size (odd sizes: diffusers' forward_upsample_size) */
+            const dc_tensor *next = ns > 0 ? skip[ns - 1] : NULL;
+            h = sdi_upsample(u->w, NAME(n, "up_blocks.%d.upsamplers.0", b), h, next ? next->shape[2] : 0,
+                             next ? next->shape[3] : 0);
+        }
+    }
+    h = sdi_group_norm(u->w, "conv_norm_out", h, G, eps, true);
+    if (h) {
+        dc_tensor *y = sdi_conv(u->w, "conv_out", h, in->out_channels, 3, 1, 1);
+        dc_tensor_release(h);
+        h = y;
+    }
+fail:
+    while (ns > 0) dc_tensor_release(skip[--ns]);
+    if (temb) dc_tensor_release(temb);
+    if (ctx) dc_tensor_release(ctx);
+    return h ? dc_autorelease(h) : NULL; /* the caller's pool rules */
+}
+
+static dc_tensor *forward_layers(dc_unet *u, dc_tensor *x, const float *t, dc_tensor *ctx, const int64_t *class_labels);
+
+dc_tensor *dc_unet_forward(dc_unet *u, dc_tensor *x, const float *t, dc_tensor *ctx, const int64_t *class_labels)
+{
+    if (!x) return NULL;
+    if (check_args(u, x, ctx, class_labels)) return NULL;
+    if (sd__infer_path && u->built && !dc_grad_enabled() && x->storage->device == DC_CPU)
+        return forward_infer(u, x, t, ctx, class_labels);
+    return forward_layers(u, x, t, ctx, class_labels);
+}
+
+/* The pool-based layers: training (grad on) and building a new model's parameters. */
+static dc_tensor *forward_layers(dc_unet *u, dc_tensor *x, const float *t, dc_tensor *ctx, const int64_t *class_labels)
+{
+    char n[512], p[256];
+    const dc_unet_info *in = &u->info;
     const int64_t B = x->shape[0];
     const int nb = u->n_blocks, c0 = u->channels[0], G = u->groups;
     const float eps = u->eps;
     dc_pool_mark m = dc_pool_push();
-    /* time (and class) embedding */
-    dc_tensor *temb = sd_timestep_embedding(t, B, c0, u->flip_sin_to_cos, u->freq_shift);
-    temb = sd_linear(u->w, "time_embedding.linear_1", temb, 4 * c0, true);
-    temb = sd_linear(u->w, "time_embedding.linear_2", dc_silu(temb), 4 * c0, true);
-    if (in->num_class_embeds && temb) {
-        for (int64_t i = 0; i < B; i++)
-            if (class_labels[i] < 0 || class_labels[i] >= in->num_class_embeds) {
-                dc_set_error(DC_ERR_ARG, "unet: class label %lld outside [0, %d)", (long long)class_labels[i],
-                             in->num_class_embeds);
-                dc_pool_pop(m);
-                return NULL;
-            }
-        dc_tensor *ids = dc_from_data(DC_I64, 1, (int64_t[]){B}, class_labels);
-        dc_tensor *cw = sd_w(u->w, "class_embedding.weight", 2, (int64_t[]){in->num_class_embeds, 4 * c0},
-                             SD_INIT_NORMAL, 0);
-        temb = cw ? dc_add(temb, dc_embedding(cw, ids)) : NULL;
-    }
+    dc_tensor *temb = time_embedding(u, t, B, class_labels);
     dc_tensor *h = u->center_input ? dc_add_scalar(dc_mul_scalar(x, 2.0f), -1.0f) : x;
     h = sd_conv(u->w, "conv_in", h, c0, 3, 1, 1);
     skips sk = {0};

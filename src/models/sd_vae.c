@@ -1,7 +1,9 @@
 /* sd_vae.c: diffusers' AutoencoderKL: the Encoder (DownEncoderBlock2D, mid block with
  * attention, quant_conv -> latent mean / logvar) and the Decoder (post_quant_conv, mid block,
  * UpDecoderBlock2D), read from config.json; plus a tiled decode that blends overlapping latent
- * tiles so big images decode in bounded memory. */
+ * tiles so big images decode in bounded memory. Decoding runs on the sdi_* inference layers one
+ * image at a time (GroupNorm is per sample, so this is exact), which halves the activation
+ * memory of a guidance batch. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,7 @@ struct dc_vae {
 void dc_vae_free(dc_vae *v)
 {
     if (!v) return;
+    sd_mem_trim();
     sd_store_free(v->w);
     free(v);
 }
@@ -95,8 +98,57 @@ static dc_tensor *mid_block(dc_vae *v, const char *prefix, dc_tensor *h)
     return sd_resnet(v->w, NAME(n, "%s.mid_block.resnets.1", prefix), h, NULL, c, v->groups, 1e-6f, 1.0f);
 }
 
+/* One latent [1, c, h, w] (consumed) -> its image [1, out, H, W] (owned), on the sdi_* layers. */
+static dc_tensor *decode_one(dc_vae *v, dc_tensor *h)
+{
+    char n[256];
+    const int nb = v->n_blocks, G = v->groups;
+    if (v->quant_conv && h) {
+        dc_tensor *y = sdi_conv(v->w, "post_quant_conv", h, v->latent_channels, 1, 1, 0);
+        dc_tensor_release(h);
+        h = y;
+    }
+    if (h) {
+        dc_tensor *y = sdi_conv(v->w, "decoder.conv_in", h, v->channels[nb - 1], 3, 1, 1);
+        dc_tensor_release(h);
+        h = y;
+    }
+    const int c = v->channels[nb - 1];
+    h = sdi_resnet(v->w, "decoder.mid_block.resnets.0", h, NULL, c, G, 1e-6f, 1.0f);
+    if (v->mid_attention) h = sdi_attn_block(v->w, "decoder.mid_block.attentions.0", h, 1, G, 1e-6f);
+    h = sdi_resnet(v->w, "decoder.mid_block.resnets.1", h, NULL, c, G, 1e-6f, 1.0f);
+    for (int b = 0; b < nb && h; b++) {
+        const int ch = v->channels[nb - 1 - b];
+        for (int l = 0; l < v->layers_per_block + 1; l++)
+            h = sdi_resnet(v->w, NAME(n, "decoder.up_blocks.%d.resnets.%d", b, l), h, NULL, ch, G, 1e-6f, 1.0f);
+        if (b < nb - 1) h = sdi_upsample(v->w, NAME(n, "decoder.up_blocks.%d.upsamplers.0", b), h, 0, 0);
+    }
+    h = sdi_group_norm(v->w, "decoder.conv_norm_out", h, G, 1e-6f, true);
+    if (!h) return NULL;
+    dc_tensor *y = sdi_conv(v->w, "decoder.conv_out", h, v->out_channels, 3, 1, 1);
+    dc_tensor_release(h);
+    return y;
+}
+
 static dc_tensor *decode_whole(dc_vae *v, dc_tensor *z)
 {
+    if (sd__infer_path && z->storage->device == DC_CPU) {
+        const int64_t B = z->shape[0], s = dc_vae_scale(v);
+        dc_tensor *out = dc_empty(DC_F32, 4, (int64_t[]){B, v->out_channels, z->shape[2] * s, z->shape[3] * s});
+        for (int64_t i = 0; i < B && out; i++) {
+            dc_pool_mark m = dc_pool_push();
+            dc_tensor *zi = sdi_own(dc_narrow(z, 0, i, 1));
+            dc_pool_pop(m);
+            dc_tensor *y = decode_one(v, zi);
+            if (!y) {
+                dc__discard(out);
+                return NULL;
+            }
+            memcpy(dc_data_f32(out) + i * dc_numel(y), dc_data_f32(y), (size_t)dc_numel(y) * sizeof(float));
+            dc_tensor_release(y);
+        }
+        return out;
+    }
     char n[256];
     dc_pool_mark m = dc_pool_push();
     dc_tensor *h = z;
@@ -182,19 +234,10 @@ dc_tensor *dc_vae_decode(dc_vae *v, dc_tensor *z, int tile)
     return r;
 }
 
-dc_tensor *dc_vae_encode(dc_vae *v, dc_tensor *x, dc_tensor **logvar)
+/* The encoder's moments (before the chunk into mean / logvar) of x, on the pool-based layers. */
+static dc_tensor *encode_layers(dc_vae *v, dc_tensor *x)
 {
-    if (!x) return NULL;
-    int s = dc_vae_scale(v);
-    if (x->ndim != 4 || x->shape[1] != v->in_channels || x->shape[2] % s || x->shape[3] % s) {
-        char b[DC_SHAPE_STR_MAX];
-        dc_set_error(DC_ERR_SHAPE, "vae: encode expects images [B, %d, H, W] with H, W multiples of %d, got %s",
-                     v->in_channels, s, dc_shape_str(x, b, sizeof b));
-        return NULL;
-    }
     char n[256];
-    bool prev = dc_set_grad_enabled(false);
-    dc_pool_mark m = dc_pool_push();
     dc_tensor *h = sd_conv(v->w, "encoder.conv_in", x, v->channels[0], 3, 1, 1);
     for (int b = 0; b < v->n_blocks && h; b++) {
         for (int l = 0; l < v->layers_per_block; l++)
@@ -206,6 +249,68 @@ dc_tensor *dc_vae_encode(dc_vae *v, dc_tensor *x, dc_tensor **logvar)
     h = sd_group_norm(v->w, "encoder.conv_norm_out", h, v->groups, 1e-6f, true);
     h = sd_conv(v->w, "encoder.conv_out", h, 2 * v->latent_channels, 3, 1, 1);
     if (v->quant_conv) h = sd_conv(v->w, "quant_conv", h, 2 * v->latent_channels, 1, 1, 0);
+    return h;
+}
+
+/* The same for one image [1, C, H, W] (consumed) on the sdi_* layers; the caller owns the result. */
+static dc_tensor *encode_one(dc_vae *v, dc_tensor *h)
+{
+    char n[256];
+    const int G = v->groups, nb = v->n_blocks;
+    if (h) {
+        dc_tensor *y = sdi_conv(v->w, "encoder.conv_in", h, v->channels[0], 3, 1, 1);
+        dc_tensor_release(h);
+        h = y;
+    }
+    for (int b = 0; b < nb && h; b++) {
+        for (int l = 0; l < v->layers_per_block; l++)
+            h = sdi_resnet(v->w, NAME(n, "encoder.down_blocks.%d.resnets.%d", b, l), h, NULL, v->channels[b], G, 1e-6f,
+                           1.0f);
+        if (b < nb - 1) h = sdi_downsample(v->w, NAME(n, "encoder.down_blocks.%d.downsamplers.0", b), h, 0);
+    }
+    const int c = v->channels[nb - 1];
+    h = sdi_resnet(v->w, "encoder.mid_block.resnets.0", h, NULL, c, G, 1e-6f, 1.0f);
+    if (v->mid_attention) h = sdi_attn_block(v->w, "encoder.mid_block.attentions.0", h, 1, G, 1e-6f);
+    h = sdi_resnet(v->w, "encoder.mid_block.resnets.1", h, NULL, c, G, 1e-6f, 1.0f);
+    h = sdi_group_norm(v->w, "encoder.conv_norm_out", h, G, 1e-6f, true);
+    const char *convs[2] = {"encoder.conv_out", v->quant_conv ? "quant_conv" : NULL};
+    for (int i = 0; i < 2 && h && convs[i]; i++) {
+        dc_tensor *y = sdi_conv(v->w, convs[i], h, 2 * v->latent_channels, i ? 1 : 3, 1, i ? 0 : 1);
+        dc_tensor_release(h);
+        h = y;
+    }
+    return h;
+}
+
+dc_tensor *dc_vae_encode(dc_vae *v, dc_tensor *x, dc_tensor **logvar)
+{
+    if (!x) return NULL;
+    int s = dc_vae_scale(v);
+    if (x->ndim != 4 || x->shape[1] != v->in_channels || x->shape[2] % s || x->shape[3] % s) {
+        char b[DC_SHAPE_STR_MAX];
+        dc_set_error(DC_ERR_SHAPE, "vae: encode expects images [B, %d, H, W] with H, W multiples of %d, got %s",
+                     v->in_channels, s, dc_shape_str(x, b, sizeof b));
+        return NULL;
+    }
+    bool prev = dc_set_grad_enabled(false);
+    dc_pool_mark m = dc_pool_push();
+    dc_tensor *h;
+    if (sd__infer_path && x->storage->device == DC_CPU) {
+        /* the sdi_* layers, one image at a time (GroupNorm is per sample) */
+        const int64_t B = x->shape[0], lc = 2 * v->latent_channels;
+        h = dc_empty(DC_F32, 4, (int64_t[]){B, lc, x->shape[2] / s, x->shape[3] / s});
+        for (int64_t i = 0; i < B && h; i++) {
+            dc_tensor *e = encode_one(v, sdi_own(dc_narrow(x, 0, i, 1)));
+            if (!e) {
+                h = NULL;
+                break;
+            }
+            memcpy(dc_data_f32(h) + i * dc_numel(e), dc_data_f32(e), (size_t)dc_numel(e) * sizeof(float));
+            dc_tensor_release(e);
+        }
+    } else {
+        h = encode_layers(v, x);
+    }
     dc_tensor *parts[2] = {NULL, NULL};
     if (h && dc_chunk(h, 2, 1, parts, 2) != 2) h = NULL;
     dc_tensor *mean = h ? dc_contiguous(parts[0]) : NULL;
