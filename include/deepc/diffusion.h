@@ -22,8 +22,9 @@
  * bit for bit), or with deepc's scalar Box-Muller over the same mt19937 (dc_randn).
  *
  * Weights: F32 safetensors are used in place (mmap'd, no copy); F16/BF16 files (or
- * weight_dtype DC_F16/DC_BF16, which converts F32 files once) keep 16-bit weights and convert
- * each layer's weights to F32 as it runs, halving the weights' memory.
+ * weight_dtype DC_F16/DC_BF16, which converts an F32 file's tensors on first use and releases
+ * their file pages) keep 16-bit weights and widen them to F32 a block at a time as each layer
+ * runs, halving the weights' memory.
  */
 #ifndef DEEPC_DIFFUSION_H
 #define DEEPC_DIFFUSION_H
