@@ -7,6 +7,7 @@
 
 #include "../../core/internal.h"
 #include "parallel.h"
+#include "row_math.h"
 #include "../kernels_misc.h"
 
 #define PAR_MIN 32768
@@ -135,66 +136,6 @@ static dc_status cpu_embedding_backward(const float *dy, const void *idx, dc_dty
 /* ---------------------------------------------------------------------------------------
  * Attention softmax
  * ------------------------------------------------------------------------------------- */
-
-/* Branch-free expf the compiler vectorises (Cephes' polynomial, within 1e-7 relative);
- * exactly 0 below the float range, so masked (-inf) scores give 0. */
-static inline float sel_f(int c, float a, float b)
-{
-    uint32_t m = -(uint32_t)c, ua, ub;
-    memcpy(&ua, &a, 4);
-    memcpy(&ub, &b, 4);
-    uint32_t u = (ua & m) | (ub & ~m);
-    float r;
-    memcpy(&r, &u, 4);
-    return r;
-}
-
-static inline float exp_f(float x)
-{
-    float t = x * 1.44269504088896341f;
-    t = sel_f(t < -126.0f, -126.0f, t);
-    t = sel_f(t > 127.0f, 127.0f, t);
-    float sh = t + 12582912.0f; /* 1.5 * 2^23: rounds t to an integer in the low mantissa */
-    float n = sh - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    uint32_t bits;
-    memcpy(&bits, &sh, 4);
-    uint32_t e = ((bits - 0x4B400000u) + 127u) << 23;
-    float sc;
-    memcpy(&sc, &e, 4);
-    return sel_f(x < -87.33654f, 0.0f, p * sc);
-}
-
-/* max of a row (NaN elements are skipped; -inf for an empty row). A scalar running max
- * cannot be vectorised without fast-math, and GCC turns 8 scalar lanes into scalar
- * compares, so this uses 8-float vectors (a GCC/Clang extension) with a bitwise select. */
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-
-static float row_max(const float *z, int64_t n)
-{
-    const float ninf = -INFINITY;
-    v8f m = {ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf};
-    int64_t k = 0;
-    for (; k + 8 <= n; k += 8) {
-        v8f v;
-        memcpy(&v, z + k, sizeof v);
-        v8i gt = v > m;
-        m = (v8f)(((v8i)v & gt) | ((v8i)m & ~gt));
-    }
-    float r = ninf;
-    for (int q = 0; q < 8; q++) r = m[q] > r ? m[q] : r;
-    for (; k < n; k++) r = z[k] > r ? z[k] : r;
-    return r;
-}
 
 /* row[j] = exp(row[j] - mx), returns the sum (float lanes, added in double) */
 static double exp_row(float *row, int64_t n, float mx)
