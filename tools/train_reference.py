@@ -6,8 +6,12 @@
         --weights runs/deepc-lenet5/model.safetensors  # evaluates a deepc checkpoint
 
 Same data (IDX / CIFAR binary files found like deepc does), same preprocessing
-(pixel/255 then Normalize with the dataset's mean/std), same split size (--val-size, default
-5000), Adam(lr 1e-3) by default, cross-entropy, batch 64. Checkpoints are safetensors with
+(pixel/255 then Normalize with the dataset's mean/std), Adam(lr 1e-3) by default, cross-entropy,
+batch 64, and the same random draws as `deepc train --seed S`: the initial weights after
+torch.manual_seed(S), the split of random_split(range(n), [n - val, val]) with a Generator
+seeded S, and each epoch's batch order from torch.randperm on a second Generator seeded S
+(deepc's mt19937 reproduces all three), so the two runs start from the same weights and see
+the same batches; they differ only in floating-point rounding. Checkpoints are safetensors with
 state_dict() names (written with tools/fixturelib.py's serializer, so no extra package).
 Run with LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OPENBLAS_CORETYPE=SkylakeX
 for a fair speed comparison (see ../shared/BASELINES.md).
@@ -133,9 +137,12 @@ def main():
         loss, acc, _ = evaluate(model, xte_t, yte_t)
         print(json.dumps({"loss": loss, "accuracy": acc}))
         return
+    # deepc's dc_split_train_val: random_split(range(n), [n - val, val]) with its own generator
+    perm = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(a.seed))
+    n_tr = len(xtr) - a.val_size
+    tr_idx, val_idx = perm[:n_tr], perm[n_tr:]
+    # deepc's data_rng: a second generator with the same seed draws every epoch's order
     g = torch.Generator().manual_seed(a.seed)
-    perm = torch.randperm(len(xtr), generator=g)
-    val_idx, tr_idx = perm[:a.val_size], perm[a.val_size:]
     x_all = normalize(xtr, a.dataset)
     y_all = torch.from_numpy(ytr)
     xtr_t, ytr_t = x_all[tr_idx], y_all[tr_idx]
