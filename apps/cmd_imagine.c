@@ -364,13 +364,14 @@ static void diffusion_usage(FILE *out)
 {
     fprintf(out,
             "usage: deepc diffusion train [--dataset fashion-mnist|mnist] [--epochs 10] [--batch-size 128]\n"
-            "                             [--lr 1e-3] [--channels 32] [--seed 0] [--limit N] [--data-dir DIR]\n"
-            "                             [--threads N] --out DIR\n"
+            "                             [--lr 1e-3] [--channels 32] [--ema-decay 0.999] [--seed 0] [--limit N]\n"
+            "                             [--data-dir DIR] [--threads N] --out DIR\n"
             "\n"
             "Trains deepc's small class-conditional UNet2DModel with the DDPM objective (10%% of labels\n"
             "dropped for classifier-free guidance) and writes a diffusers folder (config.json,\n"
             "diffusion_pytorch_model.safetensors, scheduler_config.json) plus deepc.json (class names),\n"
-            "ready for `deepc imagine --model DIR CLASS`.\n");
+            "ready for `deepc imagine --model DIR CLASS`. The saved weights are an exponential moving\n"
+            "average of the trained ones (--ema-decay 0 saves the raw weights).\n");
 }
 
 int dc_cmd_diffusion(int argc, char **argv)
@@ -398,6 +399,7 @@ int dc_cmd_diffusion(int argc, char **argv)
         else if (dc_args_flag(&a, "--batch-size")) c.batch_size = (int)dc_args_int(&a, "--batch-size", 1, 65536);
         else if (dc_args_flag(&a, "--lr")) c.lr = dc_args_double(&a, "--lr", 1e-8, 10);
         else if (dc_args_flag(&a, "--channels")) c.base_channels = (int)dc_args_int(&a, "--channels", 8, 512);
+        else if (dc_args_flag(&a, "--ema-decay")) c.ema_decay = (float)dc_args_double(&a, "--ema-decay", 0, 0.999999);
         else if (dc_args_flag(&a, "--seed")) c.seed = (uint64_t)dc_args_int(&a, "--seed", 0, INT64_MAX);
         else if (dc_args_flag(&a, "--limit")) c.limit = dc_args_int(&a, "--limit", 1, INT64_MAX);
         else if (dc_args_flag(&a, "--data-dir")) c.data_dir = dc_args_str(&a, "--data-dir");

@@ -179,6 +179,8 @@ typedef struct dc_diffusion_train_config {
     int64_t limit;         /* use only the first `limit` training images (0: all) */
     float cond_drop;       /* probability of the null class (classifier-free guidance): 0.1 */
     int base_channels;     /* 32: block_out_channels (c, 2c, 2c) */
+    float ema_decay;       /* 0.999: the saved weights are their exponential moving average, as
+                              diffusers' EMAModel (decay min(d, (1 + step) / (10 + step))); 0: off */
     FILE *log;             /* progress, or NULL */
 } dc_diffusion_train_config;
 void dc_diffusion_train_defaults(dc_diffusion_train_config *c);

@@ -3,7 +3,9 @@
  * UNet2DModel.from_pretrained loads it) on MNIST / Fashion-MNIST with the DDPM objective
  * (predict the noise of x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t uniform in [0, 1000)),
  * dropping the label to a null class 10% of the time so sampling can use classifier-free
- * guidance; sampling is DDIM (eta 0) in a few dozen steps. */
+ * guidance; sampling is DDIM (eta 0) in a few dozen steps. The saved weights are an exponential
+ * moving average of the trained ones (diffusers' EMAModel), as DDPM training scripts do: the
+ * raw weights at lr 1e-3 draw visibly worse samples. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,7 @@ void dc_diffusion_train_defaults(dc_diffusion_train_config *c)
     c->seed = 0;
     c->cond_drop = 0.1f;
     c->base_channels = 32;
+    c->ema_decay = 0.999f;
 }
 
 static const char *sched_json =
@@ -47,12 +50,74 @@ static dc_status write_sidecars(const dc_diffusion_train_config *c, const dc_dat
     snprintf(buf + n, sizeof buf - (size_t)n,
              "],\n  \"null_class\": %d,\n  \"guidance\": 3.0,\n  \"steps\": 50,\n  \"train_seconds\": %.0f,\n"
              "  \"epochs\": %d,\n  \"epochs_planned\": %d,\n  \"batch_size\": %d,\n  \"lr\": %g,\n"
-             "  \"channels\": %d,\n  \"seed\": %llu,\n  \"images\": %lld\n}\n",
-             K, secs, epochs_done, c->epochs, c->batch_size, c->lr, c->base_channels, (unsigned long long)c->seed,
+             "  \"channels\": %d,\n  \"ema_decay\": %g,\n  \"seed\": %llu,\n  \"images\": %lld\n}\n",
+             K, secs, epochs_done, c->epochs, c->batch_size, c->lr, c->base_channels, c->ema_decay, (unsigned long long)c->seed,
              (long long)count);
     snprintf(path, sizeof path, "%s/deepc.json", c->out_dir);
     if (!st) st = dc_write_file_atomic(path, buf, strlen(buf));
     return st;
+}
+
+/* ---- EMA of the weights ---------------------------------------------------------------------
+ * After each optimizer step (diffusers' EMAModel.step, no warm-up power):
+ *   d = min(decay, (1 + step) / (10 + step)),   ema -= (1 - d) (ema - param)
+ * The folder gets the averaged weights: they are swapped into the UNet for the save. */
+typedef struct ema_state {
+    int n;
+    float **w; /* one copy per parameter */
+} ema_state;
+
+static dc_status ema_init(ema_state *e, int n, dc_tensor **params)
+{
+    e->w = dc__calloc((size_t)n, sizeof *e->w);
+    if (!e->w) return dc_last_status();
+    e->n = n;
+    for (int i = 0; i < n; i++) {
+        size_t bytes = (size_t)dc_numel(params[i]) * sizeof(float);
+        if (!(e->w[i] = dc__malloc(bytes))) return dc_last_status();
+        memcpy(e->w[i], dc_data_f32(params[i]), bytes);
+    }
+    return DC_OK;
+}
+
+static void ema_update(ema_state *e, dc_tensor **params, float decay, int64_t step)
+{
+    const float d = DC_MIN(decay, (float)(1 + step) / (float)(10 + step)), a = 1.0f - d;
+    for (int i = 0; i < e->n; i++) {
+        const float *p = dc_data_f32(params[i]);
+        float *w = e->w[i];
+        const int64_t n = dc_numel(params[i]);
+        for (int64_t k = 0; k < n; k++) w[k] -= a * (w[k] - p[k]);
+    }
+}
+
+/* swap the averages in, save, swap the trained weights back */
+static dc_status ema_save(ema_state *e, dc_tensor **params, dc_unet *u, const char *dir)
+{
+    for (int i = 0; i < e->n; i++) {
+        float *p = dc_data_f32(params[i]), *w = e->w[i];
+        for (int64_t k = 0, n = dc_numel(params[i]); k < n; k++) {
+            float t = p[k];
+            p[k] = w[k];
+            w[k] = t;
+        }
+    }
+    dc_status st = dc_unet_save(u, dir);
+    for (int i = 0; i < e->n; i++) {
+        float *p = dc_data_f32(params[i]), *w = e->w[i];
+        for (int64_t k = 0, n = dc_numel(params[i]); k < n; k++) {
+            float t = p[k];
+            p[k] = w[k];
+            w[k] = t;
+        }
+    }
+    return st;
+}
+
+static void ema_free(ema_state *e)
+{
+    for (int i = 0; i < e->n && e->w; i++) free(e->w[i]);
+    free(e->w);
 }
 
 dc_status dc_diffusion_train(const dc_diffusion_train_config *c)
@@ -64,6 +129,8 @@ dc_status dc_diffusion_train(const dc_diffusion_train_config *c)
     if (c->epochs < 1 || c->batch_size < 1 || !(c->lr > 0) || c->base_channels < 8 || c->base_channels % 8)
         return dc_set_error(DC_ERR_ARG, "diffusion train: bad epochs/batch/lr/channels (%d, %d, %g, %d; channels a "
                                         "multiple of 8)", c->epochs, c->batch_size, c->lr, c->base_channels);
+    if (!(c->ema_decay >= 0 && c->ema_decay < 1))
+        return dc_set_error(DC_ERR_ARG, "diffusion train: --ema-decay must be in [0, 1), got %g", c->ema_decay);
     dc_dataset *ds = dc_dataset_load(id, DC_SPLIT_TRAIN, c->data_dir);
     if (!ds) return dc_last_status();
     const dc_dataset_info *info = ds->info;
@@ -87,6 +154,8 @@ dc_status dc_diffusion_train(const dc_diffusion_train_config *c)
     dc_optim_options oo = dc_adamw_options(c->lr);
     oo.weight_decay = 0.0;
     dc_optimizer *opt = u ? dc_adamw_new(np, params, oo) : NULL;
+    ema_state ema = {0};
+    if (opt && c->ema_decay > 0 && ema_init(&ema, np, params)) opt = (dc_optimizer_free(opt), NULL);
     int64_t *idx = dc__malloc(sizeof(int64_t) * (size_t)count);
     const int64_t B = c->batch_size, HW = (int64_t)info->height * info->width;
     float *xb = dc__malloc(sizeof(float) * (size_t)(B * HW));
@@ -136,13 +205,14 @@ dc_status dc_diffusion_train(const dc_diffusion_train_config *c)
             dc_tensor *pred = dc_unet_forward(u, xt, tb, NULL, lb);
             dc_tensor *loss = dc_mse_loss(pred, eps, DC_REDUCE_MEAN);
             if (!loss || dc_backward(loss, NULL, false) || dc_optimizer_step(opt)) st = dc_last_status();
-            else run_loss = b == 0 ? dc_item(loss) : 0.98 * run_loss + 0.02 * dc_item(loss);
+            else if (ema.n) ema_update(&ema, params, c->ema_decay, step);
+            if (!st) run_loss = b == 0 ? dc_item(loss) : 0.98 * run_loss + 0.02 * dc_item(loss);
             dc_pool_pop(m);
             if (bar) dc_progress_update(bar, b + 1, (b + 1) * B, run_loss);
         }
         if (bar) dc_progress_end(bar, NULL);
         /* a usable model after every epoch: weights, scheduler and class names */
-        if (!st) st = dc_unet_save(u, c->out_dir);
+        if (!st) st = ema.n ? ema_save(&ema, params, u, c->out_dir) : dc_unet_save(u, c->out_dir);
         if (!st) st = write_sidecars(c, info, K, e + 1, count, dc__now() - t0);
     }
     double secs = dc__now() - t0;
@@ -152,6 +222,7 @@ dc_status dc_diffusion_train(const dc_diffusion_train_config *c)
     free(tb);
     free(lb);
     dc_optimizer_free(opt);
+    ema_free(&ema);
     dc_noise_scheduler_free(s);
     dc_unet_free(u);
     dc_dataset_free(ds);

@@ -34,6 +34,9 @@ grep -q "/nonexistent" "$T/err"; check missing-model-message 0 $?
 check bad-scheduler-rc 2 $?
 "$DEEPC" diffusion train --dataset cifar10 --out "$T/m" >/dev/null 2>"$T/err"
 check train-cifar-rc 1 $?
+"$DEEPC" diffusion train --ema-decay 1 --out "$T/m" >/dev/null 2>"$T/err"
+check train-bad-ema-rc 2 $?
+grep -q "ema-decay" "$T/err"; check train-bad-ema-message 0 $?
 if [ -f models/fashion-ddpm/config.json ]; then
     "$DEEPC" imagine --steps 5 --num-images 2 -o "$T/own.png" sneaker >/dev/null 2>&1
     check own-model-rc 0 $?
