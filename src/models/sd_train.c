@@ -95,8 +95,8 @@ static void ema_update(ema_state *e, dc_tensor **params, float decay, int64_t st
     }
 }
 
-/* swap the averages in, save, swap the trained weights back */
-static dc_status ema_save(ema_state *e, dc_tensor **params, dc_unet *u, const char *dir)
+/* exchanges the parameters' values with the averages */
+static void ema_swap(ema_state *e, dc_tensor **params)
 {
     for (int i = 0; i < e->n; i++) {
         float *p = dc_data_f32(params[i]), *w = e->w[i];
@@ -106,15 +106,14 @@ static dc_status ema_save(ema_state *e, dc_tensor **params, dc_unet *u, const ch
             w[k] = t;
         }
     }
+}
+
+/* swap the averages in, save, swap the trained weights back */
+static dc_status ema_save(ema_state *e, dc_tensor **params, dc_unet *u, const char *dir)
+{
+    ema_swap(e, params);
     dc_status st = dc_unet_save(u, dir);
-    for (int i = 0; i < e->n; i++) {
-        float *p = dc_data_f32(params[i]), *w = e->w[i];
-        for (int64_t k = 0, n = dc_numel(params[i]); k < n; k++) {
-            float t = p[k];
-            p[k] = w[k];
-            w[k] = t;
-        }
-    }
+    ema_swap(e, params);
     return st;
 }
 
