@@ -25,10 +25,11 @@ typedef struct basic_block {
 static dc_tensor *block_forward(dc_module *m, dc_tensor *x)
 {
     basic_block *b = (basic_block *)m;
-    dc_tensor *out = dc_relu(dc_module_forward(b->bn1, dc_module_forward(b->conv1, x)));
+    /* ReLU(inplace=True) as in torchvision: relu_ */
+    dc_tensor *out = dc_relu_(dc_module_forward(b->bn1, dc_module_forward(b->conv1, x)));
     out = dc_module_forward(b->bn2, dc_module_forward(b->conv2, out));
     dc_tensor *identity = b->downsample ? dc_module_forward(b->downsample, x) : x;
-    return dc_relu(dc_add(out, identity));
+    return dc_relu_(dc_add(out, identity));
 }
 
 static const dc_module_vtable block_vt = {.type = "BasicBlock", .forward = block_forward};
@@ -98,9 +99,10 @@ static dc_module *make_module(const char *n)
     if (IS("resnet_block_eval")) return block_new(4, 4, 1);
     if (IS("small_cnn")) {
         dc_pool2d_args p2 = {.kernel = {2, 2}};
+        /* one ReLU of each kind: the in-place one must give the same numbers */
         return DC_SEQUENTIAL(dc_conv2d_new(1, 4, 3, 3, (dc_conv2d_args){.padding = {1, 1}}, true), dc_relu_new(),
                              dc_max_pool2d_new(p2), dc_conv2d_new(4, 8, 3, 3, (dc_conv2d_args){.groups = 1}, false),
-                             dc_batch_norm2d_new(8), dc_relu_new(), dc_max_pool2d_new(p2), dc_flatten_new(1, -1),
+                             dc_batch_norm2d_new(8), dc_relu_inplace_new(), dc_max_pool2d_new(p2), dc_flatten_new(1, -1),
                              dc_linear_new(32, 16, true), dc_gelu_new(DC_GELU_NONE), dc_linear_new(16, 10, true));
     }
 #undef IS
@@ -577,6 +579,32 @@ static void test_module_api(void **state)
     dc_pool_pop(mark);
 }
 
+/* In inference a Sequential keeps only the activations in flight, not one per layer: 12
+ * layers over a 512 KiB activation peak at a few activations above the start. */
+static void test_sequential_inference_memory(void **state)
+{
+    (void)state;
+    dc_pool_mark mark = dc_pool_push();
+    dc_module *net = dc_sequential_new(0, NULL);
+    for (int i = 0; i < 6; i++) {
+        TL_OK(dc_sequential_append(net, dc_linear_new(256, 256, true)));
+        TL_OK(dc_sequential_append(net, dc_relu_inplace_new()));
+    }
+    dc_module_eval(net);
+    dc_tensor *x = TL_CHECK(dc_ones(DC_F32, DC_SHAPE(512, 256)));
+    const size_t act = 512 * 256 * sizeof(float);
+    bool prev = dc_set_grad_enabled(false);
+    size_t before = dc_mem_allocated();
+    dc_mem_reset_peak();
+    dc_tensor *y = TL_CHECK(dc_module_forward(net, x));
+    dc_set_grad_enabled(prev);
+    size_t extra = dc_mem_peak() - before;
+    if (extra > 3 * act) fail_msg("inference peak %zu bytes above the start, more than 3 activations (%zu)", extra, 3 * act);
+    assert_int_equal(y->shape[1], 256);
+    dc_module_free(net);
+    dc_pool_pop(mark);
+}
+
 /* Modules made and used with no pool active: the caller owns results, modules own params. */
 static void test_no_pool(void **state)
 {
@@ -657,7 +685,7 @@ int main(void)
         cmocka_unit_test(test_load_errors), cmocka_unit_test(test_half_precision_load),
         cmocka_unit_test(test_save_roundtrip), cmocka_unit_test(test_module_api), cmocka_unit_test(test_no_pool),
         cmocka_unit_test(test_embedding_padding), cmocka_unit_test(test_block_gradcheck),
-        cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_summary), cmocka_unit_test(test_sequential_inference_memory),
     };
     return TL_RUN(tests);
 }

@@ -53,6 +53,8 @@ OP(f_clamp, dc_clamp(in[0], -0.5f, 0.7f))
 OP(f_clamp_max, dc_clamp(in[0], -INFINITY, 0.3f))
 OP(f_exp_transposed, dc_exp(dc_transpose(in[0], 0, 1)))
 OP(f_relu, dc_relu(in[0]))
+/* relu_ on a fresh intermediate (x * 1 is exactly x): the in-place path */
+OP(f_relu_inplace, dc_relu_(dc_mul_scalar(in[0], 1.0f)))
 OP(f_relu_transposed, dc_relu(dc_transpose(in[0], 0, 1)))
 OP(f_leaky_relu, dc_leaky_relu(in[0], 0.1f))
 OP(f_gelu, dc_gelu(in[0], DC_GELU_NONE))
@@ -116,6 +118,7 @@ static const ecase cases[] = {
     {"clamp_max", 1, f_clamp_max, GC},
     {"exp_transposed", 1, f_exp_transposed, GC},
     {"relu", 1, f_relu, GC},
+    {"relu", 1, f_relu_inplace, GC},
     {"relu_transposed", 1, f_relu_transposed, GC},
     {"leaky_relu", 1, f_leaky_relu, GC},
     {"gelu", 1, f_gelu, GC},
@@ -335,6 +338,71 @@ static void test_no_cycle_leak(void **state)
     assert_int_equal(dc_live_tensors(), live);
 }
 
+/* relu_ writes into its input's buffer only when nothing else can read that input, and
+ * otherwise gives dc_relu's result without touching it */
+static void test_relu_inplace(void **state)
+{
+    (void)state;
+    dc_pool_mark m = dc_pool_push();
+    float d[6] = {-1, 2, -3, 4, -5, 6}, g[6] = {1, 2, 3, 4, 5, 6};
+    dc_tensor *x = dc_from_data(DC_F32, DC_SHAPE(2, 3), d);
+    TL_OK(dc_set_requires_grad(x, true));
+    dc_tensor *gout = dc_from_data(DC_F32, DC_SHAPE(2, 3), g);
+
+    /* a fresh intermediate: overwritten in place, gradient as relu's */
+    dc_tensor *t = TL_CHECK(dc_mul_scalar(x, 2.0f));
+    dc_tensor *y = TL_CHECK(dc_relu_(t));
+    assert_ptr_equal(dc_data(y), dc_data(t));
+    TL_OK(dc_backward(y, gout, false));
+    const float *gx = dc_data_f32(x->grad);
+    for (int i = 0; i < 6; i++) {
+        assert_float_equal(dc_data_f32(y)[i], d[i] > 0 ? 2 * d[i] : 0, 0);
+        assert_float_equal(gx[i], d[i] > 0 ? 2 * g[i] : 0, 0);
+    }
+    dc_zero_grad(x);
+
+    /* another op holds t (and reads it in backward): out of place, t intact, grads exact */
+    t = TL_CHECK(dc_mul_scalar(x, 2.0f));
+    dc_tensor *sq = TL_CHECK(dc_mul(t, t));
+    y = TL_CHECK(dc_relu_(t));
+    assert_ptr_not_equal(dc_data(y), dc_data(t));
+    for (int i = 0; i < 6; i++) assert_float_equal(dc_data_f32(t)[i], 2 * d[i], 0);
+    TL_OK(dc_backward(dc_sum_all(dc_add(sq, y)), NULL, false));
+    gx = dc_data_f32(x->grad);
+    for (int i = 0; i < 6; i++) assert_float_equal(gx[i], 8 * d[i] + (d[i] > 0 ? 2 : 0), 1e-6);
+    dc_zero_grad(x);
+
+    /* a view of t exists: out of place */
+    t = TL_CHECK(dc_mul_scalar(x, 2.0f));
+    dc_tensor *tv = TL_CHECK(dc_transpose(t, 0, 1));
+    y = TL_CHECK(dc_relu_(t));
+    assert_ptr_not_equal(dc_data(y), dc_data(t));
+    assert_float_equal(dc_data_f32(tv)[0], -2, 0);
+
+    /* t's producer saved its output (exp): out of place, exp's backward still exact */
+    t = TL_CHECK(dc_exp(x));
+    y = TL_CHECK(dc_relu_(t));
+    assert_ptr_not_equal(dc_data(y), dc_data(t));
+    TL_OK(dc_backward(dc_sum_all(y), NULL, false));
+    for (int i = 0; i < 6; i++) assert_float_equal(dc_data_f32(x->grad)[i], expf(d[i]), 1e-6);
+    dc_zero_grad(x);
+
+    /* a leaf that requires grad: an error, as in PyTorch */
+    assert_null(dc_relu_(x));
+    assert_int_equal(dc_last_status(), DC_ERR_STATE);
+    assert_non_null(strstr(dc_last_error(), "relu_"));
+    dc_clear_error();
+
+    /* no grad mode: in place, nothing recorded */
+    bool prev = dc_set_grad_enabled(false);
+    t = TL_CHECK(dc_mul_scalar(x, 1.0f));
+    y = TL_CHECK(dc_relu_(t));
+    dc_set_grad_enabled(prev);
+    assert_ptr_equal(dc_data(y), dc_data(t));
+    assert_false(dc_needs_grad(y));
+    dc_pool_pop(m);
+}
+
 /* grad mode off: nothing is recorded */
 static void test_no_grad(void **state)
 {
@@ -360,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_no_cycle_leak),
         cmocka_unit_test(test_no_grad),
+        cmocka_unit_test(test_relu_inplace),
     };
     return TL_RUN(tests);
 }

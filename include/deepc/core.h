@@ -248,6 +248,10 @@ const char *dc_blas_info(void);
 size_t dc_mem_allocated(void);
 size_t dc_mem_peak(void);
 void dc_mem_reset_peak(void);
+/* Gives the memory that backends keep for reuse (freed blocks, cached by size) back to the
+ * system, like torch.cuda.empty_cache(). Worth calling between phases that allocate
+ * different sizes, e.g. training at batch 64 and evaluation at batch 256. */
+void dc_mem_empty_cache(void);
 /* Number of live dc_tensor objects (for leak checks in tests). */
 int64_t dc_live_tensors(void);
 

@@ -230,6 +230,7 @@ dc_module *dc_dropout_new_rng(float p, dc_rng *rng);
 dc_module *dc_embedding_new(int64_t num_embeddings, int64_t embedding_dim, int64_t padding_idx);
 
 dc_module *dc_relu_new(void);
+dc_module *dc_relu_inplace_new(void); /* nn.ReLU(inplace=True): forwards with dc_relu_ */
 dc_module *dc_leaky_relu_new(float negative_slope); /* PyTorch's default slope is 0.01 */
 dc_module *dc_gelu_new(dc_gelu_approx approximate);
 dc_module *dc_silu_new(void);

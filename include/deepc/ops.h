@@ -58,6 +58,12 @@ dc_tensor *dc_minimum(dc_tensor *a, dc_tensor *b);
 
 /* ---- activations ---------------------------------------------------------------------- */
 dc_tensor *dc_relu(dc_tensor *x);
+/* torch.relu_ / nn.ReLU(inplace=True): writes relu(x) into x's buffer and returns a tensor
+ * over it carrying the autograd record, so conv -> bn -> relu keeps two activations, not
+ * three. x's values are overwritten. Falls back to out of place (same result) when another
+ * reader of x exists: a view of x, a graph node holding x, or x's producer saving it. A
+ * leaf that requires grad is an error, as in PyTorch. */
+dc_tensor *dc_relu_(dc_tensor *x);
 dc_tensor *dc_leaky_relu(dc_tensor *x, float negative_slope);
 typedef enum dc_gelu_approx { DC_GELU_NONE = 0, DC_GELU_TANH = 1 } dc_gelu_approx;
 dc_tensor *dc_gelu(dc_tensor *x, dc_gelu_approx approximate);

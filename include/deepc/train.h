@@ -68,8 +68,14 @@ dc_status dc_train_run(const dc_train_config *cfg, dc_train_result *result);
 dc_status dc_evaluate(dc_module *model, const dc_dataset *ds, const int64_t *idx, int64_t n,
                       int batch_size, double *loss, dc_metrics *metrics);
 
-/* The peak resident set size of this process in MB. */
+/* The peak resident set size of this process in MB: since start, or since the last
+ * dc_reset_peak_rss where Linux allows the reset (/proc/self/clear_refs). */
 double dc_peak_rss_mb(void);
+/* Empties the allocator caches (dc_mem_empty_cache) and restarts the peak RSS count from
+ * the current resident size, so that a later dc_peak_rss_mb measures one piece of work
+ * (compare calls it before each model). Returns false where the kernel refuses the reset;
+ * dc_peak_rss_mb then still reports the process peak. */
+bool dc_reset_peak_rss(void);
 
 /* `deepc compare`: trains each model with the same config into out_dir/<model>/ and writes
  * out_dir/report.md, report.json, val_loss.png/.svg, accuracy.png, f1.png. */

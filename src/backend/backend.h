@@ -9,7 +9,7 @@
  *   - float data is F32; index data is I64 unless named otherwise;
  *   - unless a kernel takes strides, its tensors are contiguous row-major;
  *   - kernels do not allocate tensors and do not record autograd; scratch memory comes from
- *     backend->alloc/free outside inner loops;
+ *     backend->scratch_alloc/scratch_free outside inner loops;
  *   - kernels return DC_OK or set an error and return its status.
  *
  * Each group's struct is declared in its own header (kernels_<group>.h) next to this one,
@@ -38,6 +38,12 @@ typedef struct dc_backend {
     /* memory: 64-byte aligned; free(NULL) is a no-op */
     void *(*alloc)(size_t nbytes);
     void (*free)(void *ptr, size_t nbytes);
+    /* kernel scratch (freed before the kernel returns): the same contract as alloc/free; a
+     * backend may round sizes so that scratch of many sizes shares a few blocks */
+    void *(*scratch_alloc)(size_t nbytes);
+    void (*scratch_free)(void *ptr, size_t nbytes);
+    /* returns memory kept for reuse by free to the system (NULL: keeps none) */
+    void (*empty_cache)(void);
     void (*memset_zero)(void *ptr, size_t nbytes);
     void (*memcpy)(void *dst, const void *src, size_t nbytes);
     /* Copies an ndim strided block, converting between any two dtypes (strides in elements). */

@@ -105,6 +105,12 @@ bool dc__ew_check(const char *name, int nin, dc_tensor *const *ins);
  * the same params (up to 2). */
 dc_tensor *dc__ew_unary(const char *name, dc_ew_op op, dc_tensor *x, const float *params,
                         dc_ew_op bwd_op, bool use_out);
+/* The same op written into x's own buffer (for ops whose backward reads only their output).
+ * Returns a new tensor over x's storage that carries the autograd record; x's values are
+ * overwritten. Works in place only when nothing can read x's old values later (see
+ * dc_relu_); otherwise it falls back to dc__ew_unary. */
+dc_tensor *dc__ew_unary_inplace(const char *name, dc_ew_op op, dc_tensor *x, const float *params,
+                                dc_ew_op bwd_op);
 /* Saves a storage-sharing alias of an op's own output for its backward. Saving `out` itself
  * would make a reference cycle (out -> grad_fn -> saved out) that leaks whenever backward
  * never runs. */

@@ -80,3 +80,9 @@ size_t dc_mem_allocated(void) { return __atomic_load_n(&mem_allocated, __ATOMIC_
 size_t dc_mem_peak(void) { return __atomic_load_n(&mem_peak, __ATOMIC_RELAXED); }
 void dc_mem_reset_peak(void) { __atomic_store_n(&mem_peak, dc_mem_allocated(), __ATOMIC_RELAXED); }
 int64_t dc_live_tensors(void) { return __atomic_load_n(&live_tensors, __ATOMIC_RELAXED); }
+
+void dc_mem_empty_cache(void)
+{
+    const dc_backend *cpu = dc_backend_get(DC_CPU);
+    if (cpu && cpu->empty_cache) cpu->empty_cache();
+}

@@ -65,11 +65,11 @@ static dc_tensor *lenet5_forward(dc_module *m, dc_tensor *x)
 {
     lenet5 *n = (lenet5 *)m;
     dc_pool2d_args p2 = {.kernel = {2, 2}};
-    x = dc_max_pool2d(dc_relu(dc_module_forward(n->conv1, x)), p2);
-    x = dc_max_pool2d(dc_relu(dc_module_forward(n->conv2, x)), p2);
+    x = dc_max_pool2d(dc_relu_(dc_module_forward(n->conv1, x)), p2);
+    x = dc_max_pool2d(dc_relu_(dc_module_forward(n->conv2, x)), p2);
     x = dc_flatten(x, 1, -1);
-    x = dc_relu(dc_module_forward(n->fc1, x));
-    x = dc_relu(dc_module_forward(n->fc2, x));
+    x = dc_relu_(dc_module_forward(n->fc1, x));
+    x = dc_relu_(dc_module_forward(n->fc2, x));
     return dc_module_forward(n->fc3, x);
 }
 
@@ -119,17 +119,17 @@ static dc_module *alexnet_new(builder *b, int cin, int classes)
     dc_module *f = dc_sequential_new(0, NULL);
     if (f) {
         dc_sequential_append(f, conv(b, cin, 64, 11, 4, 5, true));
-        dc_sequential_append(f, dc_relu_new());
+        dc_sequential_append(f, dc_relu_inplace_new());
         dc_sequential_append(f, maxpool(b, 2));
         dc_sequential_append(f, conv(b, 64, 192, 5, 1, 2, true));
-        dc_sequential_append(f, dc_relu_new());
+        dc_sequential_append(f, dc_relu_inplace_new());
         dc_sequential_append(f, maxpool(b, 2));
         dc_sequential_append(f, conv(b, 192, 384, 3, 1, 1, true));
-        dc_sequential_append(f, dc_relu_new());
+        dc_sequential_append(f, dc_relu_inplace_new());
         dc_sequential_append(f, conv(b, 384, 256, 3, 1, 1, true));
-        dc_sequential_append(f, dc_relu_new());
+        dc_sequential_append(f, dc_relu_inplace_new());
         dc_sequential_append(f, conv(b, 256, 256, 3, 1, 1, true));
-        dc_sequential_append(f, dc_relu_new());
+        dc_sequential_append(f, dc_relu_inplace_new());
         dc_sequential_append(f, maxpool(b, 2));
     }
     n->features = dc_module_add_child(&n->base, "features", f);
@@ -153,7 +153,7 @@ static dc_module *vgg_new(builder *b, const int *cfg, int n_cfg, int cin, int cl
         }
         dc_sequential_append(f, conv(b, c, cfg[i], 3, 1, 1, true));
         dc_sequential_append(f, dc_batch_norm2d_new(cfg[i]));
-        dc_sequential_append(f, dc_relu_new());
+        dc_sequential_append(f, dc_relu_inplace_new());
         c = cfg[i];
     }
     n->features = dc_module_add_child(&n->base, "features", f);
@@ -175,7 +175,7 @@ typedef struct basic_block {
 static dc_tensor *basic_block_forward(dc_module *m, dc_tensor *x)
 {
     basic_block *blk = (basic_block *)m;
-    dc_tensor *out = dc_relu(dc_module_forward(blk->bn1, dc_module_forward(blk->conv1, x)));
+    dc_tensor *out = dc_relu_(dc_module_forward(blk->bn1, dc_module_forward(blk->conv1, x)));
     out = dc_module_forward(blk->bn2, dc_module_forward(blk->conv2, out));
     dc_tensor *sc = x;
     if (blk->downsample) {
@@ -193,7 +193,7 @@ static dc_tensor *basic_block_forward(dc_module *m, dc_tensor *x)
             dc_tensor_release(za);
         }
     }
-    return dc_relu(dc_add(out, sc));
+    return dc_relu_(dc_add(out, sc));
 }
 
 static const dc_module_vtable basic_block_vt = {.type = "BasicBlock", .forward = basic_block_forward};
@@ -230,7 +230,7 @@ typedef struct resnet {
 static dc_tensor *resnet_forward(dc_module *m, dc_tensor *x)
 {
     resnet *r = (resnet *)m;
-    x = dc_relu(dc_module_forward(r->bn1, dc_module_forward(r->conv1, x)));
+    x = dc_relu_(dc_module_forward(r->bn1, dc_module_forward(r->conv1, x)));
     for (int i = 0; i < r->n_layers; i++) x = dc_module_forward(r->layers[i], x);
     x = dc_flatten(dc_module_forward(r->avgpool, x), 1, -1);
     return dc_module_forward(r->fc, x);

@@ -278,6 +278,7 @@ typedef struct act_mod {
 } act_mod;
 
 static dc_tensor *relu_fwd(dc_module *m, dc_tensor *x) { DC_UNUSED(m); return dc_relu(x); }
+static dc_tensor *relu_inplace_fwd(dc_module *m, dc_tensor *x) { DC_UNUSED(m); return dc_relu_(x); }
 static dc_tensor *leaky_fwd(dc_module *m, dc_tensor *x) { return dc_leaky_relu(x, ((act_mod *)m)->slope); }
 static dc_tensor *gelu_fwd(dc_module *m, dc_tensor *x) { return dc_gelu(x, ((act_mod *)m)->approx); }
 static dc_tensor *silu_fwd(dc_module *m, dc_tensor *x) { DC_UNUSED(m); return dc_silu(x); }
@@ -287,6 +288,7 @@ static dc_tensor *sigmoid_fwd(dc_module *m, dc_tensor *x) { DC_UNUSED(m); return
 static dc_tensor *identity_fwd(dc_module *m, dc_tensor *x) { DC_UNUSED(m); return dc_autorelease(dc_tensor_retain(x)); }
 
 static const dc_module_vtable relu_vt = {"ReLU", relu_fwd, NULL, NULL};
+static const dc_module_vtable relu_inplace_vt = {"ReLU", relu_inplace_fwd, NULL, NULL};
 static const dc_module_vtable leaky_vt = {"LeakyReLU", leaky_fwd, NULL, NULL};
 static const dc_module_vtable gelu_vt = {"GELU", gelu_fwd, NULL, NULL};
 static const dc_module_vtable silu_vt = {"SiLU", silu_fwd, NULL, NULL};
@@ -304,6 +306,7 @@ static dc_module *act_new(const dc_module_vtable *vt, float slope, dc_gelu_appro
 }
 
 dc_module *dc_relu_new(void) { return act_new(&relu_vt, 0, DC_GELU_NONE); }
+dc_module *dc_relu_inplace_new(void) { return act_new(&relu_inplace_vt, 0, DC_GELU_NONE); }
 dc_module *dc_leaky_relu_new(float negative_slope) { return act_new(&leaky_vt, negative_slope, DC_GELU_NONE); }
 dc_module *dc_silu_new(void) { return act_new(&silu_vt, 0, DC_GELU_NONE); }
 dc_module *dc_tanh_new(void) { return act_new(&tanh_vt, 0, DC_GELU_NONE); }

@@ -576,8 +576,18 @@ dc_status dc_module_save(dc_module *m, const char *path, const char *const *meta
 
 static dc_tensor *sequential_forward(dc_module *m, dc_tensor *x)
 {
-    for (int i = 0; i < m->n_children && x; i++) x = dc_module_forward(m->children[i].module, x);
-    return x;
+    /* Each child's output is held only until the next child has run: in inference a deep
+     * Sequential then keeps one or two activations alive instead of all of them (in
+     * training the graph keeps what backward needs anyway). */
+    dc_tensor *cur = dc_tensor_retain(x);
+    for (int i = 0; i < m->n_children && cur; i++) {
+        dc_pool_mark mark = dc_pool_push();
+        dc_tensor *next = dc_tensor_retain(dc_module_forward(m->children[i].module, cur));
+        dc_pool_pop(mark);
+        dc_tensor_release(cur);
+        cur = next;
+    }
+    return dc__register(cur);
 }
 
 static const dc_module_vtable sequential_vt = {.type = "Sequential", .forward = sequential_forward};

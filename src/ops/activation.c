@@ -8,6 +8,12 @@
 /* relu: dL/dx = g where out > 0 (PyTorch's threshold_backward on the result) */
 dc_tensor *dc_relu(dc_tensor *x) { return dc__ew_unary("relu", DC_EW_RELU, x, NULL, DC_EW_RELU_BWD, true); }
 
+/* relu_: the same, written into x's buffer when nothing else can read x (torch.relu_) */
+dc_tensor *dc_relu_(dc_tensor *x)
+{
+    return dc__ew_unary_inplace("relu_", DC_EW_RELU, x, NULL, DC_EW_RELU_BWD);
+}
+
 /* leaky_relu: dL/dx = x > 0 ? g : slope * g */
 dc_tensor *dc_leaky_relu(dc_tensor *x, float negative_slope)
 {

@@ -266,6 +266,48 @@ dc_tensor *dc__ew_unary(const char *name, dc_ew_op op, dc_tensor *x, const float
     return out;
 }
 
+/* In place is safe only when x's old values have no other reader: x is a contiguous F32
+ * tensor held by a single reference (no graph node keeps it as an input, so no backward
+ * reads it) and its storage by x alone (no views; its producer did not save its output).
+ * The caller gives up x's values by asking for in place, as with PyTorch's inplace=True. */
+static bool can_overwrite(const dc_tensor *x)
+{
+    return x->dtype == DC_F32 && dc_is_contiguous(x) &&
+           __atomic_load_n(&x->refcount, __ATOMIC_ACQUIRE) == 1 &&
+           __atomic_load_n(&x->storage->refcount, __ATOMIC_ACQUIRE) == 1;
+}
+
+dc_tensor *dc__ew_unary_inplace(const char *name, dc_ew_op op, dc_tensor *x, const float *params,
+                                dc_ew_op bwd_op)
+{
+    if (!dc__ew_check(name, 1, &x)) return NULL;
+    if (x->requires_grad && !x->grad_fn && dc_grad_enabled()) {
+        dc_set_error(DC_ERR_STATE, "%s: a leaf tensor that requires grad cannot be modified in place", name);
+        return NULL;
+    }
+    if (!can_overwrite(x)) return dc__ew_unary(name, op, x, params, bwd_op, true);
+    const struct dc_kernels_elementwise *k = ew_kernels(x, name);
+    if (!k) return NULL;
+    dc_tensor *out = dc__view(x, x->ndim, x->shape, x->stride, x->offset);
+    if (!out) return NULL;
+    void *args[2] = {dc_data(out), dc_data(x)};
+    const int64_t *sp[2] = {out->stride, x->stride};
+    float p[2] = {params ? params[0] : 0.0f, params ? params[1] : 0.0f};
+    if (k->map(op, 2, args, sp, x->ndim, x->shape, p)) {
+        dc__discard(out);
+        return NULL;
+    }
+    dc_node *node = dc__record(out, name, unary_backward, 1, &x);
+    if (node) {
+        node->iarg[0] = bwd_op;
+        node->iarg[1] = true;
+        node->farg[0] = p[0];
+        node->farg[1] = p[1];
+        dc__save_output(node, out);
+    }
+    return out;
+}
+
 /* x + s: dL/dx = g */
 static dc_status identity_backward(dc_node *node, dc_tensor *g, dc_tensor **gin)
 {

@@ -141,6 +141,9 @@ dc_status dc_compare_run(const dc_train_config *cfg, int n, const char *const *m
         dc__path_join(dir, sizeof dir, cfg->out_dir, models[i]);
         c.out_dir = dir;
         if (!cfg->quiet) fprintf(stderr, "== %s (%d/%d) ==\n", models[i], i + 1, n);
+        /* each model's peak_rss_mb is its own, not the process peak of the models before it */
+        if (!dc_reset_peak_rss() && i == 1 && !cfg->quiet)
+            fprintf(stderr, "compare: cannot reset the peak RSS count (/proc/self/clear_refs); peak_rss_mb is the process peak so far\n");
         st = dc_train_run(&c, &r[i]);
     }
     if (!st) st = write_report(cfg, n, models, r, dc_dataset_info_of(cfg->dataset));

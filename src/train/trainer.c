@@ -47,11 +47,32 @@ void dc_train_result_free(dc_train_result *r)
     r->history = NULL;
 }
 
+/* VmHWM (the resettable peak) from /proc/self/status; getrusage's ru_maxrss, which never
+ * resets, where /proc is not there. */
 double dc_peak_rss_mb(void)
 {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        long kb = -1;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+        fclose(f);
+        if (kb >= 0) return (double)kb / 1024.0;
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_maxrss / 1024.0;
+}
+
+bool dc_reset_peak_rss(void)
+{
+    dc_mem_empty_cache();
+    /* "5" resets VmHWM to the current RSS (Linux 4.0+, proc(5)) */
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return false;
+    bool ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -326,6 +347,9 @@ dc_status dc_train_run(const dc_train_config *cfg, dc_train_result *res)
     dc_scheduler *sched = NULL;
     dc_tensor_list *params = NULL;
     int64_t *tr = NULL, *va = NULL, n_tr = 0, n_va = 0;
+    /* evaluation at the training batch size reuses the training step's cached blocks and
+     * needs less memory than the step (no graph), so it never sets the run's peak */
+    const int eval_batch = cfg->batch_size;
     float *x = NULL;
     int64_t *y = NULL;
     trainer_state ts = {0};
@@ -467,7 +491,7 @@ dc_status dc_train_run(const dc_train_config *cfg, dc_train_result *res)
         e->train_loss = ts.sum_loss / (double)DC_MAX(ts.seen, 1);
         dc_metrics vm;
         if (n_va > 0) {
-            if ((st = dc_evaluate(model, train, va, n_va, 256, &e->val_loss, &vm))) goto done;
+            if ((st = dc_evaluate(model, train, va, n_va, eval_batch, &e->val_loss, &vm))) goto done;
             e->val_accuracy = vm.accuracy;
         } else {
             e->val_loss = NAN;
@@ -491,7 +515,7 @@ dc_status dc_train_run(const dc_train_config *cfg, dc_train_result *res)
 
     /* test */
     int64_t n_test = cfg->max_test > 0 ? DC_MIN(cfg->max_test, test->count) : test->count;
-    if ((st = dc_evaluate(model, test, NULL, n_test, 256, &res->test_loss, &res->test))) goto done;
+    if ((st = dc_evaluate(model, test, NULL, n_test, eval_batch, &res->test_loss, &res->test))) goto done;
     res->epochs = cfg->epochs;
     res->history = ts.history;
     ts.history = NULL;

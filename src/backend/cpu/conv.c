@@ -333,7 +333,7 @@ static dc_status cpu_conv2d_forward(const dc_conv2d_geom *g, const float *x, con
     const int64_t k = g->c * g->kh * g->kw;
     /* whole cache lines per thread, so threads never share one */
     const size_t per_thread = (size_t)((k * p.maxcols + (p.nb > 1 ? g->o * p.maxcols : 0) + 15) & ~(int64_t)15);
-    float *scratch = be->alloc((size_t)p.threads * per_thread * sizeof(float));
+    float *scratch = be->scratch_alloc((size_t)p.threads * per_thread * sizeof(float));
     if (!scratch) return dc_last_status();
     dc_status st = DC_OK;
     if (p.threads > 1) {
@@ -354,7 +354,7 @@ static dc_status cpu_conv2d_forward(const dc_conv2d_geom *g, const float *x, con
         for (int64_t ci = 0; ci < p.nchunks && !st; ci++)
             st = forward_chunk(be, g, x, w, bias, y, chunk_at(g, &p, ci), scratch, scratch + k * p.maxcols);
     }
-    be->free(scratch, (size_t)p.threads * per_thread * sizeof(float));
+    be->scratch_free(scratch, (size_t)p.threads * per_thread * sizeof(float));
     return st;
 }
 
@@ -448,7 +448,7 @@ static dc_status cpu_conv2d_backward(const dc_conv2d_geom *g, const float *x, co
     const size_t col_f = (size_t)(k * p.maxcols), dyt_f = p.nb > 1 ? (size_t)(g->o * p.maxcols) : 0;
     const size_t dw_f = dw ? (size_t)wsize : 0;
     const size_t per_thread = (col_f + dyt_f + dw_f + 15) & ~(size_t)15; /* whole cache lines */
-    float *scratch = be->alloc((size_t)p.threads * per_thread * sizeof(float));
+    float *scratch = be->scratch_alloc((size_t)p.threads * per_thread * sizeof(float));
     if (!scratch) return dc_last_status();
     dc_status st = DC_OK;
     if (p.threads > 1) {
@@ -483,7 +483,7 @@ static dc_status cpu_conv2d_backward(const dc_conv2d_geom *g, const float *x, co
         for (int64_t ci = 0; ci < p.nchunks && !st; ci++)
             st = backward_chunk(be, g, x, w, dy, dx, dw, ci == 0, chunk_at(g, &p, ci), scratch, scratch + col_f);
     }
-    be->free(scratch, (size_t)p.threads * per_thread * sizeof(float));
+    be->scratch_free(scratch, (size_t)p.threads * per_thread * sizeof(float));
     return st;
 }
 

@@ -366,7 +366,7 @@ bool dc__conv_small_forward(const dc_conv2d_geom *g, const float *x, const float
     /* shared: wt [k, o16] and bias16 (o-vectorised), then the offset tables */
     const size_t shared_f = f.ovec_fwd ? (size_t)round_up((f.k + 1) * f.o16, 16) : 0;
     const size_t bytes = ((size_t)threads * per_thread + shared_f) * sizeof(float) + (size_t)(f.k + ohw) * sizeof(int64_t);
-    float *scratch = be->alloc(bytes);
+    float *scratch = be->scratch_alloc(bytes);
     if (!scratch) return false; /* the GEMM path will try (and report) the allocation again */
     float *wt = scratch + (size_t)threads * per_thread, *bias16 = wt + f.k * f.o16;
     int64_t *off = (int64_t *)(wt + shared_f), *qoff = off + f.k;
@@ -398,7 +398,7 @@ bool dc__conv_small_forward(const dc_conv2d_geom *g, const float *x, const float
             }
         }
     }
-    be->free(scratch, bytes);
+    be->scratch_free(scratch, bytes);
     return true;
 }
 
@@ -439,7 +439,7 @@ bool dc__conv_small_backward(const dc_conv2d_geom *g, const float *x, const floa
     const size_t per_thread = (size_t)round_up((int64_t)(xp_f + dyb_f + dyt_f + dxp_f + dw_f), 16);
     const size_t n_tab = (size_t)(f.k + ohw + 2 * kz + mz);
     const size_t bytes = (size_t)threads * per_thread * sizeof(float) + n_tab * sizeof(int64_t);
-    float *scratch = be->alloc(bytes);
+    float *scratch = be->scratch_alloc(bytes);
     if (!scratch) return false;
     int64_t *off = (int64_t *)(scratch + (size_t)threads * per_thread), *qoff = off + f.k;
     int64_t *zaoff = qoff + ohw, *zboff = zaoff + kz, *zcoff = zboff + kz;
@@ -497,6 +497,6 @@ bool dc__conv_small_backward(const dc_conv2d_geom *g, const float *x, const floa
             }
         }
     }
-    be->free(scratch, bytes);
+    be->scratch_free(scratch, bytes);
     return true;
 }

@@ -768,7 +768,7 @@ static dc_status winograd_run(const wino *p, in_fn in, out_fn out, const float *
     const int64_t om = rup(p->o, WINO_MR);         /* M rows, whole register blocks */
     const int64_t vs = skew(p->c * ld), ms = skew(om * ld);
     const size_t per_thread = (size_t)(p->nxi * (vs + ms) + rows_floats(p));
-    float *scratch = be->alloc((size_t)threads * per_thread * sizeof(float));
+    float *scratch = be->scratch_alloc((size_t)threads * per_thread * sizeof(float));
     if (!scratch) return dc_last_status();
 #pragma omp parallel num_threads(threads)
     {
@@ -787,7 +787,7 @@ static dc_status winograd_run(const wino *p, in_fn in, out_fn out, const float *
             out(&pc, m, ld, ms, cnt, bias, dst + n0 * p->o * p->oh * p->ow, rows);
         }
     }
-    be->free(scratch, (size_t)threads * per_thread * sizeof(float));
+    be->scratch_free(scratch, (size_t)threads * per_thread * sizeof(float));
     return DC_OK;
 }
 
@@ -798,11 +798,11 @@ static dc_status transform_and_run(const wino *p, in_fn in, out_fn out, const fl
     const dc_backend *be = dc_backend_get(DC_CPU);
     int64_t ps = skew(rup(p->o, WINO_MR) * p->c);
     size_t bytes = (size_t)((p->nxi + 9) * ps) * sizeof(float);
-    float *up = be->alloc(bytes);
+    float *up = be->scratch_alloc(bytes);
     if (!up) return dc_last_status();
     weight_transform(p->s2, w, p->o, p->c, so, sc, flip, up, up + p->nxi * ps);
     dc_status st = winograd_run(p, in, out, src, up, ps, bias, dst);
-    be->free(up, bytes);
+    be->scratch_free(up, bytes);
     return st;
 }
 
@@ -896,10 +896,10 @@ dc_status dc__conv_winograd_backward_weight(const dc_conv2d_geom *g, const float
     const int64_t rows_f = rows_floats(&p);
     const size_t per_thread = (size_t)(nxi * (vs + es) + rows_f + nxi * mws);
     const size_t acc_per_thread = (size_t)(nxi * mws);
-    float *scratch = be->alloc((size_t)q.threads * per_thread * sizeof(float));
-    double *accs = scratch ? be->alloc((size_t)q.threads * acc_per_thread * sizeof(double)) : NULL;
+    float *scratch = be->scratch_alloc((size_t)q.threads * per_thread * sizeof(float));
+    double *accs = scratch ? be->scratch_alloc((size_t)q.threads * acc_per_thread * sizeof(double)) : NULL;
     if (!accs) {
-        be->free(scratch, (size_t)q.threads * per_thread * sizeof(float));
+        be->scratch_free(scratch, (size_t)q.threads * per_thread * sizeof(float));
         return dc_last_status();
     }
     dc_status st = DC_OK;
@@ -955,7 +955,7 @@ dc_status dc__conv_winograd_backward_weight(const dc_conv2d_geom *g, const float
             for (int a = 0; a < 9; a++) dw[i * 9 + a] = (float)d[a / 3][a % 3]; /* (o, c) row-major = i */
         }
     }
-    be->free(accs, (size_t)q.threads * acc_per_thread * sizeof(double));
-    be->free(scratch, (size_t)q.threads * per_thread * sizeof(float));
+    be->scratch_free(accs, (size_t)q.threads * acc_per_thread * sizeof(double));
+    be->scratch_free(scratch, (size_t)q.threads * per_thread * sizeof(float));
     return st;
 }

@@ -2,6 +2,7 @@
  * copies with dtype conversion, fills, and the wiring of every kernel group. */
 #include <omp.h>
 #include <math.h>
+#include <malloc.h>
 #include <pthread.h>
 
 #include "../../core/internal.h"
@@ -67,10 +68,12 @@ typedef struct cached_block {
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static cached_block cache[CACHE_SLOTS];
 static int cache_count;
+size_t dc__dbg_cache_bytes(void);
 static size_t cache_bytes;
+static size_t small_bytes;
+size_t dc__dbg_cache_bytes(void) { return cache_bytes + small_bytes; }
 /* small_free[c]: freed blocks of (c + 1) * 64 bytes, linked through their first word */
 static void *small_free[SMALL_CLASSES];
-static size_t small_bytes;
 
 static size_t round_size(size_t nbytes)
 {
@@ -145,7 +148,24 @@ static void cpu_free(void *ptr, size_t nbytes)
     free(ptr);
 }
 
-__attribute__((destructor)) static void cpu_cache_drain(void)
+/* Kernel scratch comes in many one-off sizes (a different transform buffer for every conv
+ * shape); rounded up to a power of two they share a few cached blocks instead of each
+ * keeping its own. */
+static size_t scratch_size(size_t nbytes)
+{
+    if (nbytes < CACHE_MIN_BYTES) return nbytes;
+    size_t s = CACHE_MIN_BYTES;
+    while (s < nbytes && s <= SIZE_MAX / 2) s *= 2;
+    return s < nbytes ? nbytes : s;
+}
+static void *cpu_scratch_alloc(size_t nbytes) { return cpu_alloc(scratch_size(nbytes)); }
+static void cpu_scratch_free(void *ptr, size_t nbytes) { cpu_free(ptr, scratch_size(nbytes)); }
+
+/* Frees every cached block and lets glibc hand its free heap pages back to the system.
+ * Called between phases whose block sizes differ (training at one batch size, evaluation at
+ * another): exact-size reuse cannot serve one phase from the other's blocks, so without
+ * this both working sets would stay resident. */
+static void cpu_empty_cache(void)
 {
     pthread_mutex_lock(&cache_lock);
     for (int i = 0; i < cache_count; i++) free(cache[i].ptr);
@@ -160,7 +180,10 @@ __attribute__((destructor)) static void cpu_cache_drain(void)
     }
     small_bytes = 0;
     pthread_mutex_unlock(&cache_lock);
+    malloc_trim(0);
 }
+
+__attribute__((destructor)) static void cpu_cache_drain(void) { cpu_empty_cache(); }
 
 static void cpu_memset_zero(void *ptr, size_t nbytes) { memset(ptr, 0, nbytes); }
 static void cpu_memcpy(void *dst, const void *src, size_t nbytes)
@@ -324,6 +347,9 @@ static dc_backend cpu_backend = {
     .device = DC_CPU,
     .alloc = cpu_alloc,
     .free = cpu_free,
+    .scratch_alloc = cpu_scratch_alloc,
+    .scratch_free = cpu_scratch_free,
+    .empty_cache = cpu_empty_cache,
     .memset_zero = cpu_memset_zero,
     .memcpy = cpu_memcpy,
     .copy_strided = cpu_copy_strided,
