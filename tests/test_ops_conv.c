@@ -276,7 +276,10 @@ static void test_fast_paths_match_gemm(void **state)
     run_paths(20, 16, 16, 24, 3, 2, 1, true);  /* stride 2, 8x8 outputs: Winograd forward only */
     run_paths(5, 3, 32, 64, 3, 1, 1, false);   /* stem: direct kernels, channels in the lanes */
     run_paths(9, 1, 28, 6, 5, 1, 2, true);     /* LeNet conv1 */
-    run_paths(9, 6, 14, 16, 5, 1, 0, true);    /* LeNet conv2 */
+    run_paths(9, 6, 14, 16, 5, 1, 0, true);    /* LeNet conv2 (input gradient by the Z GEMM) */
+    run_paths(19, 6, 14, 16, 5, 1, 0, true);   /* LeNet conv2, images in the lanes: 2 groups + 3 */
+    run_paths(17, 4, 9, 8, 5, 1, 2, true);     /* the same with padding, 4 channels (half a block) */
+    run_paths(11, 8, 10, 8, 3, 1, 1, false);   /* 8 channels: a full block and a partial one */
     run_paths(4, 5, 11, 12, 3, 1, 2, true);    /* direct kernels, pixels in the lanes */
     /* the 16-float Winograd GEMM (AVX-512 machines), run here with default code generation */
     dc__conv_wide = 1;

@@ -421,14 +421,15 @@ static dc_status cpu_conv2d_backward(const dc_conv2d_geom *g, const float *x, co
 {
     const int64_t ohw = g->oh * g->ow;
     const int64_t wsize = g->o * (g->c / g->groups) * g->kh * g->kw;
-    if (db) cpu_channel_sum(dy, g->n, g->o, ohw, db);
-    if (!dx && !dw) return DC_OK;
-    if (g->n == 0 || ohw == 0 || g->o == 0) {
+    if ((!dx && !dw) || g->n == 0 || ohw == 0 || g->o == 0) {
+        if (db) cpu_channel_sum(dy, g->n, g->o, ohw, db);
         if (dx) memset(dx, 0, (size_t)(g->n * g->c * g->h * g->w) * sizeof *dx);
         if (dw) memset(dw, 0, (size_t)wsize * sizeof *dw);
         return DC_OK;
     }
-    if (!dc__conv_winograd_ok(g) && dc__conv_small_backward(g, x, w, dy, dx, dw)) return DC_OK;
+    /* the direct kernels sum db while dy is in cache */
+    if (!dc__conv_winograd_ok(g) && dc__conv_small_backward(g, x, w, dy, dx, dw, db)) return DC_OK;
+    if (db) cpu_channel_sum(dy, g->n, g->o, ohw, db);
     if (dx && dc__conv_winograd_dgrad_ok(g)) {
         dc_status st = dc__conv_winograd_backward_data(g, w, dy, dx);
         if (st) return st;

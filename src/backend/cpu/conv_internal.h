@@ -28,7 +28,7 @@ void dc__conv_col2im(const dc_conv2d_geom *g, const float *col, int64_t ld, int6
 bool dc__conv_small_forward(const dc_conv2d_geom *g, const float *x, const float *w,
                             const float *bias, float *y);
 bool dc__conv_small_backward(const dc_conv2d_geom *g, const float *x, const float *w,
-                             const float *dy, float *dx, float *dw);
+                             const float *dy, float *dx, float *dw, float *db);
 
 /* Which algorithms may run: 0 = the best for each shape, 1 = im2col + GEMM only, 2 = the
  * specialised kernels wherever they are valid, even where they do not pay (tests compare

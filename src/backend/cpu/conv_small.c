@@ -259,6 +259,78 @@ static inline void copy_row(float *dst, const float *src, int64_t n)
     for (; j < n; j++) dst[j] = src[j];
 }
 
+/* The sum of a short row (one image's plane of dy), in 8 lanes added in a fixed order. */
+static inline double sum_row(const float *p, int64_t n)
+{
+    v8 a = splat(0.0f);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) a += load8(p + j);
+    double s = hsum(a);
+    for (; j < n; j++) s += p[j];
+    return s;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Input gradient with images in the lanes ("n-vectorised"), for shapes where the Z GEMM of
+ * the backward below wastes many multiply-adds on the zero border of dy (LeNet's conv2:
+ * 1.44 per useful one). Eight images are interleaved, dyt [o, oh, dw + ow + dw, 8] (each
+ * pixel's 8 values side by side, dw zero columns on either side), and
+ *
+ *   dxt [c, y, x, :] = sum_{o, p, r} W[o, c, p, r] dyt[o, y + ph - p dh, x + pw - r dw, :]
+ *
+ * runs over only the taps that land inside dy: the range of p is exact for each output row,
+ * the range of r is the union over a pair of output pixels (its one extra tap reads the
+ * zero columns), about 1.08 multiply-adds per useful one on LeNet's conv2. Blocks of 6
+ * channels x 2 pixels: 12 accumulators. dxt is then transposed back into the images of dx.
+ * wt [c / 6][o][kh][kw][6] holds W with each block's 6 channels side by side.
+ * ------------------------------------------------------------------------------------- */
+
+#define NB_C 6
+
+static int64_t ceil_div_pos(int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; }
+
+static void nvec_dgrad(const dc_conv2d_geom *g, const float *wt, const float *dyt, int64_t dyw, float *dxt)
+{
+    const int64_t ncb = (g->c + NB_C - 1) / NB_C;
+    for (int64_t cb = 0; cb < ncb; cb++) {
+        const int64_t c0 = cb * NB_C, cc = DC_MIN(NB_C, g->c - c0);
+        const float *wb = wt + cb * g->o * g->kh * g->kw * NB_C;
+        for (int64_t y = 0; y < g->h; y++) {
+            const int64_t ty = y + g->ph; /* dy row = ty - p dh, in [0, oh) */
+            const int64_t p_lo = ceil_div_pos(ty - (g->oh - 1), g->dh), p_hi = DC_MIN(g->kh - 1, ty / g->dh);
+            for (int64_t x = 0; x < g->w; x += 2) {
+                const int64_t x2 = DC_MIN(x + 1, g->w - 1);
+                /* dy column = x + pw - r dw, in [0, ow) for some pixel of the pair */
+                const int64_t r_lo = ceil_div_pos(x + g->pw - (g->ow - 1), g->dw);
+                const int64_t r_hi = DC_MIN(g->kw - 1, (x2 + g->pw) / g->dw);
+                v8 acc[2][NB_C];
+                for (int i = 0; i < NB_C; i++) acc[0][i] = acc[1][i] = splat(0.0f);
+                for (int64_t o = 0; o < g->o; o++) {
+                    for (int64_t p = p_lo; p <= p_hi; p++) {
+                        const float *drow = dyt + ((o * g->oh + ty - p * g->dh) * dyw + g->dw + x + g->pw) * 8;
+                        const float *wp = wb + (o * g->kh + p) * g->kw * NB_C;
+                        for (int64_t r = r_lo; r <= r_hi; r++) {
+                            const float *d = drow - r * g->dw * 8;
+                            v8 d0 = load8(d), d1 = load8(d + (x2 - x) * 8);
+                            const float *wr = wp + r * NB_C;
+                            for (int i = 0; i < NB_C; i++) {
+                                v8 sv = splat(wr[i]);
+                                acc[0][i] += sv * d0;
+                                acc[1][i] += sv * d1;
+                            }
+                        }
+                    }
+                }
+                for (int i = 0; i < cc; i++) {
+                    float *dst = dxt + (((c0 + i) * g->h + y) * g->w + x) * 8;
+                    store8(dst, acc[0][i]);
+                    if (x2 != x) store8(dst + 8, acc[1][i]);
+                }
+            }
+        }
+    }
+}
+
 /* ---------------------------------------------------------------------------------------
  * The padded-row layout
  *
@@ -292,6 +364,7 @@ typedef struct flat {
     int64_t o16;      /* o rounded up to 16 (o-vectorised layouts) */
     bool ovec_fwd;    /* forward with output channels in the lanes */
     bool ovec_wgrad;  /* weight gradient likewise */
+    bool direct;      /* read_geom: x is read where it lies, not from padded copies */
 } flat;
 
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
@@ -318,7 +391,23 @@ static flat flat_geom(const dc_conv2d_geom *g)
     double ovec_wg = (double)round_up(f.k, NN_MR) * (double)f.o16 * (double)f.ohw;
     f.ovec_fwd = ovec_fwd < qvec_fwd;
     f.ovec_wgrad = ovec_wg < qvec_wg;
+    f.direct = false;
     return f;
+}
+
+/* The layout the input is read in. The o-vectorised kernels read only valid taps of valid
+ * pixels, never a panel past a row's end, so an unpadded input needs no padded copy: they
+ * read x itself, with rows of w and planes of h w floats (LeNet's conv2: no copy per image).
+ * Otherwise (padding, or whole pixel panels) the padded planes of f. */
+static flat read_geom(const dc_conv2d_geom *g, const flat *f, bool ovec)
+{
+    flat r = *f;
+    r.direct = ovec && g->ph == 0 && g->pw == 0;
+    if (r.direct) {
+        r.wp = g->w;
+        r.plane = g->h * g->w;
+    }
+    return r;
 }
 
 /* off[k] for k = (c, p, r) */
@@ -370,9 +459,10 @@ bool dc__conv_small_forward(const dc_conv2d_geom *g, const float *x, const float
     if (!scratch) return false; /* the GEMM path will try (and report) the allocation again */
     float *wt = scratch + (size_t)threads * per_thread, *bias16 = wt + f.k * f.o16;
     int64_t *off = (int64_t *)(wt + shared_f), *qoff = off + f.k;
-    flat_offsets(g, &f, off);
+    const flat fr = read_geom(g, &f, f.ovec_fwd);
+    flat_offsets(g, &fr, off);
     if (f.ovec_fwd) {
-        flat_pixels(g, &f, qoff);
+        flat_pixels(g, &fr, qoff);
         memset(wt, 0, shared_f * sizeof *wt);
         for (int64_t o = 0; o < g->o; o++) {
             for (int64_t k = 0; k < f.k; k++) wt[k * f.o16 + o] = w[o * f.k + k];
@@ -382,16 +472,20 @@ bool dc__conv_small_forward(const dc_conv2d_geom *g, const float *x, const float
 #pragma omp parallel num_threads(threads)
     {
         float *xp = scratch + (size_t)omp_get_thread_num() * per_thread, *yb = xp + xp_f;
-        memset(xp, 0, xp_f * sizeof *xp);
+        if (!fr.direct) memset(xp, 0, xp_f * sizeof *xp);
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < g->n; n++) {
-            flat_pad(g, &f, x + n * chw, xp);
+            const float *xs = x + n * chw;
+            if (!fr.direct) {
+                flat_pad(g, &f, xs, xp);
+                xs = xp;
+            }
             float *yn = y + n * g->o * ohw;
             if (f.ovec_fwd) {
-                ovec_forward(ohw, qoff, f.k, off, xp, wt, f.o16, bias16, yb);
+                ovec_forward(ohw, qoff, f.k, off, xs, wt, f.o16, bias16, yb);
                 transpose(yb, ohw, g->o, f.o16, yn, ohw);
             } else {
-                gemm_nn(g->o, f.n16, f.k, w, f.k, xp, off, yb, f.n16, bias);
+                gemm_nn(g->o, f.n16, f.k, w, f.k, xs, off, yb, f.n16, bias);
                 for (int64_t o = 0; o < g->o; o++)
                     for (int64_t i = 0; i < g->oh; i++)
                         copy_row(yn + o * ohw + i * g->ow, yb + o * f.n16 + i * f.wp, g->ow);
@@ -419,7 +513,7 @@ bool dc__conv_small_forward(const dc_conv2d_geom *g, const float *x, const float
  * ------------------------------------------------------------------------------------- */
 
 bool dc__conv_small_backward(const dc_conv2d_geom *g, const float *x, const float *w, const float *dy, float *dx,
-                             float *dw)
+                             float *dw, float *db)
 {
     if (!small_ok(g)) return false;
     const dc_backend *be = dc_backend_get(DC_CPU);
@@ -431,20 +525,44 @@ bool dc__conv_small_backward(const dc_conv2d_geom *g, const float *x, const floa
     const int64_t ldz = round_up(lead, NN_NR) + nz16;          /* dyb row stride */
     const int64_t mz = g->c * g->kh, kz = g->o * g->kw;         /* Z rows, reduction */
     int threads = omp_in_parallel() ? 1 : (int)DC_MIN((int64_t)omp_get_max_threads(), g->n);
+    const flat fr = read_geom(g, &f, ovec);
+    /* the input gradient n-vectorised where that wastes less than the Z GEMM: multiply-adds
+     * per useful one, the n-vectorised ~1.1 times its empty lanes in the last group of 8 */
+    const double useful = (double)g->o * (double)f.k * (double)ohw;
+    const double z_waste = (double)round_up(mz, NN_MR) * (double)nz16 * (double)kz / useful;
+    const double n_waste = 1.1 * (double)round_up(g->n, 8) / (double)g->n;
+    const bool nvec = dx && z_waste > 1.25 && n_waste < z_waste;
+    const int64_t dyw = g->ow + 2 * g->dw, ncb = (g->c + NB_C - 1) / NB_C;
     const size_t xp_f = (size_t)(g->c * f.plane);
-    const size_t dyb_f = (dx || !ovec) ? (size_t)(g->o * ldz) : 0, dyt_f = ovec ? (size_t)(ohw * f.o16) : 0;
-    const size_t dxp_f = dx ? xp_f : 0;
+    const size_t xc_f = dw && !fr.direct ? xp_f : 0; /* the padded copy of x */
+    const size_t dyb_f = ((dx && !nvec) || (dw && !ovec)) ? (size_t)(g->o * ldz) : 0;
+    const size_t dyt_f = ovec ? (size_t)(ohw * f.o16) : 0;
+    const size_t dxp_f = dx && !nvec ? xp_f : 0;
+    const size_t nv_f = nvec ? (size_t)((g->o * g->oh * dyw + g->c * g->h * g->w) * 8) : 0; /* dyt8, dxt8 */
     const size_t dw_f = dw ? (size_t)(ovec ? f.k * f.o16 : wsize) : 0;
+    const size_t db_f = db ? (size_t)(2 * g->o) : 0; /* o doubles, 8-byte aligned at db_at */
+    const size_t db_at = (size_t)round_up((int64_t)(xc_f + dyb_f + dyt_f + dxp_f + nv_f + dw_f), 2);
     /* whole cache lines per thread (no false sharing; the tables after them stay aligned) */
-    const size_t per_thread = (size_t)round_up((int64_t)(xp_f + dyb_f + dyt_f + dxp_f + dw_f), 16);
+    const size_t per_thread = (size_t)round_up((int64_t)(db_at + db_f), 16);
+    const size_t wt_f = nvec ? (size_t)round_up(ncb * g->o * g->kh * g->kw * NB_C, 16) : 0;
     const size_t n_tab = (size_t)(f.k + ohw + 2 * kz + mz);
-    const size_t bytes = (size_t)threads * per_thread * sizeof(float) + n_tab * sizeof(int64_t);
+    const size_t bytes = ((size_t)threads * per_thread + wt_f) * sizeof(float) + n_tab * sizeof(int64_t);
     float *scratch = be->scratch_alloc(bytes);
     if (!scratch) return false;
-    int64_t *off = (int64_t *)(scratch + (size_t)threads * per_thread), *qoff = off + f.k;
+    float *wt = scratch + (size_t)threads * per_thread;
+    int64_t *off = (int64_t *)(wt + wt_f), *qoff = off + f.k;
+    if (nvec) /* W [o, c, p, r] -> wt [c / 6][o][p][r][6], channels past c zero */
+        for (int64_t cb = 0; cb < ncb; cb++)
+            for (int64_t o = 0; o < g->o; o++)
+                for (int64_t pr = 0; pr < g->kh * g->kw; pr++)
+                    for (int i = 0; i < NB_C; i++) {
+                        int64_t c = cb * NB_C + i;
+                        wt[((cb * g->o + o) * g->kh * g->kw + pr) * NB_C + i] =
+                            c < g->c ? w[(o * g->c + c) * g->kh * g->kw + pr] : 0.0f;
+                    }
     int64_t *zaoff = qoff + ohw, *zboff = zaoff + kz, *zcoff = zboff + kz;
-    flat_offsets(g, &f, off);
-    flat_pixels(g, &f, qoff);
+    flat_offsets(g, &fr, off);
+    flat_pixels(g, &fr, qoff);
     for (int64_t o = 0; o < g->o; o++)
         for (int r = 0; r < g->kw; r++) {
             zaoff[o * g->kw + r] = o * f.k + r;                       /* W[o, c, p, r] from row (c, p) */
@@ -456,27 +574,36 @@ bool dc__conv_small_backward(const dc_conv2d_geom *g, const float *x, const floa
 #pragma omp parallel num_threads(threads)
     {
         int t = omp_get_thread_num();
-        float *xp = scratch + (size_t)t * per_thread, *dyb = xp + xp_f, *dyt = dyb + dyb_f, *dxp = dyt + dyt_f;
-        float *acc = dxp + dxp_f;
-        memset(xp, 0, (xp_f + dyb_f + dyt_f + dxp_f) * sizeof *xp);
+        float *xp = scratch + (size_t)t * per_thread, *dyb = xp + xc_f, *dyt = dyb + dyb_f, *dxp = dyt + dyt_f;
+        float *dyt8 = dxp + dxp_f, *dxt8 = dyt8 + (nvec ? g->o * g->oh * dyw * 8 : 0);
+        float *acc = dyt8 + nv_f;
+        double *dbs = (double *)(xp + db_at);
+        memset(xp, 0, (xc_f + dyb_f + dyt_f + dxp_f + nv_f) * sizeof *xp);
         if (dw) memset(acc, 0, dw_f * sizeof *acc);
+        if (db) memset(dbs, 0, (size_t)g->o * sizeof *dbs);
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < g->n; n++) {
             const float *gy = dy + n * g->o * ohw;
+            if (db)
+                for (int64_t o = 0; o < g->o; o++) dbs[o] += sum_row(gy + o * ohw, ohw);
             if (dyb_f)
                 for (int64_t o = 0; o < g->o; o++)
                     for (int64_t i = 0; i < g->oh; i++)
                         copy_row(dyb + dyb0 + o * ldz + i * f.wp, gy + o * ohw + i * g->ow, g->ow);
             if (dw) {
-                flat_pad(g, &f, x + n * chw, xp);
+                const float *xs = x + n * chw;
+                if (!fr.direct) {
+                    flat_pad(g, &f, xs, xp);
+                    xs = xp;
+                }
                 if (ovec) {
                     transpose(gy, g->o, ohw, ohw, dyt, f.o16);
-                    ovec_wgrad_acc(ohw, qoff, f.k, off, xp, dyt, f.o16, acc);
+                    ovec_wgrad_acc(ohw, qoff, f.k, off, xs, dyt, f.o16, acc);
                 } else {
-                    gemm_nt_acc(g->o, f.k, f.n, dyb + dyb0, ldz, xp, off, acc, f.k);
+                    gemm_nt_acc(g->o, f.k, f.n, dyb + dyb0, ldz, xs, off, acc, f.k);
                 }
             }
-            if (dx) {
+            if (dx && !nvec) {
                 memset(dxp, 0, dxp_f * sizeof *dxp);
                 gemm_nn_scatter_add(mz, nz16, kz, w, g->kw, zaoff, dyb + dyb0, zboff, dxp, zcoff);
                 float *dxn = dx + n * chw;
@@ -485,8 +612,28 @@ bool dc__conv_small_backward(const dc_conv2d_geom *g, const float *x, const floa
                         copy_row(dxn + (c * g->h + i) * g->w, dxp + c * f.plane + (i + g->ph) * f.wp + g->pw, g->w);
             }
         }
+        if (nvec) {
+#pragma omp for schedule(static)
+            for (int64_t n0 = 0; n0 < g->n; n0 += 8) {
+                const int64_t cnt = DC_MIN(8, g->n - n0);
+                for (int64_t o = 0; o < g->o; o++)
+                    for (int64_t i = 0; i < g->oh; i++)
+                        transpose(dy + (n0 * g->o + o) * ohw + i * g->ow, cnt, g->ow, g->o * ohw,
+                                  dyt8 + ((o * g->oh + i) * dyw + g->dw) * 8, 8);
+                nvec_dgrad(g, wt, dyt8, dyw, dxt8);
+                transpose(dxt8, chw, cnt, 8, dx + n0 * chw, chw);
+            }
+        }
+        if (db) {
+#pragma omp for schedule(static)
+            for (int64_t o = 0; o < g->o; o++) {
+                double s = 0;
+                for (int u = 0; u < threads; u++) s += ((const double *)(scratch + (size_t)u * per_thread + db_at))[o];
+                db[o] = (float)s;
+            }
+        }
         if (dw) {
-            const size_t at = xp_f + dyb_f + dyt_f + dxp_f;
+            const size_t at = xc_f + dyb_f + dyt_f + dxp_f + nv_f;
 #pragma omp for schedule(static)
             for (int64_t i = 0; i < wsize; i++) {
                 /* element (o, k) of dw; the o-vectorised sums hold it at (k, o) */
