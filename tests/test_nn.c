@@ -25,11 +25,11 @@ typedef struct basic_block {
 static dc_tensor *block_forward(dc_module *m, dc_tensor *x)
 {
     basic_block *b = (basic_block *)m;
-    /* ReLU(inplace=True) as in torchvision: relu_ */
+    /* ReLU(inplace=True) and out += identity as in torchvision: relu_, add_ */
     dc_tensor *out = dc_relu_(dc_module_forward(b->bn1, dc_module_forward(b->conv1, x)));
     out = dc_module_forward(b->bn2, dc_module_forward(b->conv2, out));
     dc_tensor *identity = b->downsample ? dc_module_forward(b->downsample, x) : x;
-    return dc_relu_(dc_add(out, identity));
+    return dc_relu_(dc_add_(out, identity));
 }
 
 static const dc_module_vtable block_vt = {.type = "BasicBlock", .forward = block_forward};

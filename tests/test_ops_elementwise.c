@@ -403,6 +403,51 @@ static void test_relu_inplace(void **state)
     dc_pool_pop(m);
 }
 
+/* add_ then relu_ (ResNet's out += identity; relu) reuse one buffer, with dc_add's and
+ * dc_relu's gradients; a broadcast that would grow a, or a view of a, falls back */
+static void test_add_inplace(void **state)
+{
+    (void)state;
+    dc_pool_mark m = dc_pool_push();
+    float d[6] = {-1, 2, -3, 4, -5, 6}, e[3] = {0.5f, -3, 1};
+    dc_tensor *x = dc_from_data(DC_F32, DC_SHAPE(2, 3), d), *b = dc_from_data(DC_F32, DC_SHAPE(3), e);
+    TL_OK(dc_set_requires_grad(x, true));
+    TL_OK(dc_set_requires_grad(b, true));
+    dc_tensor *t = TL_CHECK(dc_mul_scalar(x, 2.0f));
+    dc_tensor *s = TL_CHECK(dc_add_(t, b));
+    dc_tensor *y = TL_CHECK(dc_relu_(s));
+    assert_ptr_equal(dc_data(s), dc_data(t));
+    assert_ptr_equal(dc_data(y), dc_data(t));
+    float want[6];
+    for (int i = 0; i < 6; i++) {
+        want[i] = fmaxf(2 * d[i] + e[i % 3], 0);
+        assert_float_equal(dc_data_f32(y)[i], want[i], 0);
+    }
+    TL_OK(dc_backward(dc_sum_all(y), NULL, false));
+    for (int i = 0; i < 6; i++) assert_float_equal(dc_data_f32(x->grad)[i], want[i] > 0 ? 2 : 0, 0);
+    for (int j = 0; j < 3; j++)
+        assert_float_equal(dc_data_f32(b->grad)[j], (want[j] > 0) + (want[j + 3] > 0), 0);
+    dc_zero_grad(x);
+    dc_zero_grad(b);
+
+    /* a [3] += b [2, 3] would grow a: out of place, like dc_add */
+    dc_tensor *small = TL_CHECK(dc_mul_scalar(b, 1.0f));
+    dc_tensor *grown = TL_CHECK(dc_add_(small, x));
+    assert_int_equal(grown->ndim, 2);
+    assert_ptr_not_equal(dc_data(grown), dc_data(small));
+    /* a view of a exists: out of place, the view keeps its values */
+    t = TL_CHECK(dc_mul_scalar(x, 2.0f));
+    dc_tensor *tv = TL_CHECK(dc_transpose(t, 0, 1));
+    s = TL_CHECK(dc_add_(t, b));
+    assert_ptr_not_equal(dc_data(s), dc_data(t));
+    assert_float_equal(dc_data_f32(tv)[0], -2, 0);
+    /* a leaf that requires grad */
+    assert_null(dc_add_(x, b));
+    assert_int_equal(dc_last_status(), DC_ERR_STATE);
+    dc_clear_error();
+    dc_pool_pop(m);
+}
+
 /* grad mode off: nothing is recorded */
 static void test_no_grad(void **state)
 {
@@ -429,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_no_cycle_leak),
         cmocka_unit_test(test_no_grad),
         cmocka_unit_test(test_relu_inplace),
+        cmocka_unit_test(test_add_inplace),
     };
     return TL_RUN(tests);
 }

@@ -111,6 +111,8 @@ typedef struct dc_tensor {
     dc_node *grad_fn;            /* the op that produced this tensor, or NULL for a leaf */
     uint64_t visit;              /* autograd bookkeeping: last backward that reached it */
     bool grad_owned;             /* autograd bookkeeping: .grad is exclusive to this tensor */
+    bool overwritten;            /* an in-place op (dc_relu_, dc_add_) reused its buffer: its
+                                    values are gone, only the graph still holds it */
 } dc_tensor;
 
 /* Builds the (ndim, shape) argument pair from a list: dc_zeros(DC_F32, DC_SHAPE(2, 3)). */

@@ -34,6 +34,10 @@ dc_tensor *dc_flatten(dc_tensor *t, int start_dim, int end_dim);
 
 /* ---- elementwise with broadcasting ---------------------------------------------------- */
 dc_tensor *dc_add(dc_tensor *a, dc_tensor *b);
+/* a += b (torch's add_, e.g. ResNet's out += identity): b broadcast into a's buffer, the
+ * result a tensor over it with dc_add's gradient. a's values are overwritten. As dc_relu_,
+ * it falls back to dc_add when another reader of a exists or b would broadcast a. */
+dc_tensor *dc_add_(dc_tensor *a, dc_tensor *b);
 dc_tensor *dc_sub(dc_tensor *a, dc_tensor *b);
 dc_tensor *dc_mul(dc_tensor *a, dc_tensor *b);
 dc_tensor *dc_div(dc_tensor *a, dc_tensor *b);

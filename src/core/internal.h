@@ -18,6 +18,7 @@ struct dc_storage {
     void *data;
     size_t nbytes;
     int refcount;
+    int overwritten_refs;       /* references held by tensors marked overwritten */
     dc_device device;
     void (*release)(void *ctx); /* external memory: called instead of backend->free */
     void *release_ctx;

@@ -228,6 +228,7 @@ static dc_storage *storage_new(size_t nbytes, dc_device device)
     }
     s->nbytes = nbytes;
     s->refcount = 1;
+    s->overwritten_refs = 0;
     s->device = device;
     s->release = NULL;
     s->release_ctx = NULL;
@@ -328,6 +329,7 @@ void dc_tensor_release(dc_tensor *t)
     if (!t || __atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
     dc_tensor_release(t->grad);
     if (t->grad_fn) dc__node_release(t->grad_fn);
+    if (t->overwritten) __atomic_sub_fetch(&t->storage->overwritten_refs, 1, __ATOMIC_ACQ_REL);
     storage_release(t->storage);
     dc__live_add(-1);
     free(t);
@@ -428,6 +430,7 @@ dc_tensor *dc_from_external(dc_dtype dtype, int ndim, const int64_t *shape, void
     s->data = data;
     s->nbytes = (size_t)dc__shape_numel(ndim, shape) * dc_dtype_size(dtype);
     s->refcount = 1;
+    s->overwritten_refs = 0;
     s->device = DC_CPU;
     /* Until the tensor is safely registered the caller still owns data: a failure below must
      * not call `release`, and the backend must never free external memory. */

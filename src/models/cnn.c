@@ -193,7 +193,7 @@ static dc_tensor *basic_block_forward(dc_module *m, dc_tensor *x)
             dc_tensor_release(za);
         }
     }
-    return dc_relu_(dc_add(out, sc));
+    return dc_relu_(dc_add_(out, sc));  /* out += identity; relu, in place as torchvision */
 }
 
 static const dc_module_vtable basic_block_vt = {.type = "BasicBlock", .forward = basic_block_forward};

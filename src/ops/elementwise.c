@@ -268,13 +268,57 @@ dc_tensor *dc__ew_unary(const char *name, dc_ew_op op, dc_tensor *x, const float
 
 /* In place is safe only when x's old values have no other reader: x is a contiguous F32
  * tensor held by a single reference (no graph node keeps it as an input, so no backward
- * reads it) and its storage by x alone (no views; its producer did not save its output).
- * The caller gives up x's values by asking for in place, as with PyTorch's inplace=True. */
+ * reads it) and its storage by x alone, apart from tensors an earlier in-place op already
+ * overwrote (so add_ then relu_ chain; any view, or a producer that saved its output,
+ * blocks it). The caller gives up x's values by asking for in place, as with PyTorch's
+ * inplace=True. */
 static bool can_overwrite(const dc_tensor *x)
 {
-    return x->dtype == DC_F32 && dc_is_contiguous(x) &&
+    const dc_storage *s = x->storage;
+    return x->dtype == DC_F32 && !x->overwritten && dc_is_contiguous(x) &&
            __atomic_load_n(&x->refcount, __ATOMIC_ACQUIRE) == 1 &&
-           __atomic_load_n(&x->storage->refcount, __ATOMIC_ACQUIRE) == 1;
+           __atomic_load_n(&s->refcount, __ATOMIC_ACQUIRE) - __atomic_load_n(&s->overwritten_refs, __ATOMIC_ACQUIRE) == 1;
+}
+
+/* x's buffer now holds out's values: x stays only as the graph's edge to its producer. */
+static void mark_overwritten(dc_tensor *x)
+{
+    x->overwritten = true;
+    __atomic_add_fetch(&x->storage->overwritten_refs, 1, __ATOMIC_ACQ_REL);
+}
+
+/* a + b written into a's buffer (b broadcast to a's shape), recorded as dc_add */
+dc_tensor *dc_add_(dc_tensor *a, dc_tensor *b)
+{
+    dc_tensor *ins[2] = {a, b};
+    if (!dc__ew_check("add_", 2, ins)) return NULL;
+    if (a->requires_grad && !a->grad_fn && dc_grad_enabled()) {
+        dc_set_error(DC_ERR_STATE, "add_: a leaf tensor that requires grad cannot be modified in place");
+        return NULL;
+    }
+    int nd;
+    int64_t shape[DC_MAX_DIMS];
+    if (b->ndim > DC_MAX_DIMS || dc__broadcast_shapes("add_", a->ndim, a->shape, b->ndim, b->shape, &nd, shape))
+        return NULL;
+    if (nd != a->ndim || memcmp(shape, a->shape, sizeof(int64_t) * (size_t)nd) || !can_overwrite(a))
+        return dc_add(a, b);
+    const struct dc_kernels_elementwise *k = ew_kernels(a, "add_");
+    if (!k) return NULL;
+    dc_tensor *out = dc__view(a, a->ndim, a->shape, a->stride, a->offset);
+    if (!out) return NULL;
+    int64_t sb[DC_MAX_DIMS];
+    dc__broadcast_strides(b, nd, shape, sb);
+    void *args[3] = {dc_data(out), dc_data(a), dc_data(b)};
+    const int64_t *sp[3] = {out->stride, a->stride, sb};
+    float p[2] = {1.0f, 0.0f};
+    if (k->map(DC_EW_ADD, 3, args, sp, nd, shape, p)) {
+        dc__discard(out);
+        return NULL;
+    }
+    mark_overwritten(a);
+    dc_node *node = dc__record(out, "add_", add_backward, 2, ins);
+    if (node) node->farg[0] = 1.0;
+    return out;
 }
 
 dc_tensor *dc__ew_unary_inplace(const char *name, dc_ew_op op, dc_tensor *x, const float *params,
@@ -297,6 +341,7 @@ dc_tensor *dc__ew_unary_inplace(const char *name, dc_ew_op op, dc_tensor *x, con
         dc__discard(out);
         return NULL;
     }
+    mark_overwritten(x);
     dc_node *node = dc__record(out, name, unary_backward, 1, &x);
     if (node) {
         node->iarg[0] = bwd_op;
