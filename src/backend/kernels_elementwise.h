@@ -130,6 +130,19 @@ void dc__broadcast_strides(const dc_tensor *t, int ndim, const int64_t *shape, i
 #include <string.h>
 
 static inline float dc__f32_from_bits(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
+/* e^r for the reduced argument |r| <= ln2/2: Cephes' degree-6 polynomial. Every exp in the
+ * library (dc__vexpf below, the row kernels' exp_f, the RNN gates, the SD softmax) reduces
+ * x = n ln2 + r its own way for its input range and shares these coefficients. */
+static inline float dc__exp_poly(float r)
+{
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    return p * r * r + r + 1.0f;
+}
 /* exp: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n applied as two
  * halves so that n in [-150, 129] neither under- nor overflows the exponent field early */
 static inline float dc__vexpf(float x)
@@ -140,13 +153,7 @@ static inline float dc__vexpf(float x)
     float n = floorf(xs * 1.44269504088896341f + 0.5f);
     float r = xs - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    float p = dc__exp_poly(r);
     int32_t ni = (int32_t)n;
     int32_t e1 = ni >> 1, e2 = ni - e1;
     float y = p * dc__f32_from_bits((e1 + 127) << 23) * dc__f32_from_bits((e2 + 127) << 23);

@@ -15,6 +15,7 @@
 
 #include "../../core/internal.h"
 #include "parallel.h"
+#include "../kernels_elementwise.h" /* dc__exp_poly */
 #include "../kernels_rnn.h"
 
 /* deepc never unmasks floating-point exceptions, so the only effect of GCC's default
@@ -44,13 +45,7 @@ static inline float vexpf(float x)
     float n = __builtin_rintf(x * 1.44269504088896341f);
     float r = x - n * 0.693359375f; /* ln2 split in two so n*ln2_hi is exact */
     r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    float p = dc__exp_poly(r);
     int32_t e = ((int32_t)n + 127) << 23;
     float s;
     memcpy(&s, &e, 4);

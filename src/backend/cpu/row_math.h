@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../kernels_elementwise.h" /* dc__exp_poly */
+
 /* ---------------------------------------------------------------------------------------
  * A branch-free expf the compiler vectorises (Cephes' polynomial, within 1e-7 relative of
  * exp over the float range). exp(x) for x below the float range is exactly 0, so masked
@@ -34,13 +36,7 @@ static inline float exp_f(float x)
     float n = sh - 12582912.0f;
     float r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    float p = dc__exp_poly(r);
     uint32_t bits;
     memcpy(&bits, &sh, 4);
     uint32_t e = ((bits - 0x4B400000u) + 127u) << 23;
