@@ -249,12 +249,10 @@ static dc_status unary_backward(dc_node *node, dc_tensor *g, dc_tensor **gin)
     return gin[0] ? DC_OK : dc_last_status();
 }
 
-dc_tensor *dc__ew_unary(const char *name, dc_ew_op op, dc_tensor *x, const float *params,
-                        dc_ew_op bwd_op, bool use_out)
+/* Records out = op(x) for unary_backward (no-op when nothing needs grad); returns out. */
+static dc_tensor *record_unary(dc_tensor *out, const char *name, dc_tensor *x, const float *params,
+                               dc_ew_op bwd_op, bool use_out)
 {
-    if (!dc__ew_check(name, 1, &x)) return NULL;
-    dc_tensor *out = dc__ew_apply(name, op, 1, &x, DC_F32, params);
-    if (!out) return NULL;
     dc_node *node = dc__record(out, name, unary_backward, 1, &x);
     if (node) {
         node->iarg[0] = bwd_op;
@@ -264,6 +262,14 @@ dc_tensor *dc__ew_unary(const char *name, dc_ew_op op, dc_tensor *x, const float
         if (use_out) dc__save_output(node, out);
     }
     return out;
+}
+
+dc_tensor *dc__ew_unary(const char *name, dc_ew_op op, dc_tensor *x, const float *params,
+                        dc_ew_op bwd_op, bool use_out)
+{
+    if (!dc__ew_check(name, 1, &x)) return NULL;
+    dc_tensor *out = dc__ew_apply(name, op, 1, &x, DC_F32, params);
+    return out ? record_unary(out, name, x, params, bwd_op, use_out) : NULL;
 }
 
 /* In place is safe only when x's old values have no other reader: x is a contiguous F32
@@ -280,42 +286,51 @@ static bool can_overwrite(const dc_tensor *x)
            __atomic_load_n(&s->refcount, __ATOMIC_ACQUIRE) - __atomic_load_n(&s->overwritten_refs, __ATOMIC_ACQUIRE) == 1;
 }
 
-/* x's buffer now holds out's values: x stays only as the graph's edge to its producer. */
-static void mark_overwritten(dc_tensor *x)
+/* PyTorch refuses in-place ops on leaves that require grad: their values are the parameters. */
+static bool check_not_grad_leaf(const char *name, const dc_tensor *x)
 {
+    if (x->requires_grad && !x->grad_fn && dc_grad_enabled()) {
+        dc_set_error(DC_ERR_STATE, "%s: a leaf tensor that requires grad cannot be modified in place", name);
+        return false;
+    }
+    return true;
+}
+
+/* out = op(x) or op(x, b) (b broadcast to x's shape) written into x's buffer; returns out,
+ * a view of that buffer, and marks x overwritten: x stays only as the graph's edge to its
+ * producer. The caller has checked can_overwrite(x) and records the node on out. */
+static dc_tensor *overwrite(const char *name, dc_ew_op op, dc_tensor *x, dc_tensor *b, const float p[2])
+{
+    const struct dc_kernels_elementwise *k = ew_kernels(x, name);
+    if (!k) return NULL;
+    dc_tensor *out = dc__view(x, x->ndim, x->shape, x->stride, x->offset);
+    if (!out) return NULL;
+    int64_t sb[DC_MAX_DIMS];
+    void *args[3] = {dc_data(out), dc_data(x), b ? dc_data(b) : NULL};
+    const int64_t *sp[3] = {out->stride, x->stride, sb};
+    if (b) dc__broadcast_strides(b, x->ndim, x->shape, sb);
+    if (k->map(op, b ? 3 : 2, args, sp, x->ndim, x->shape, p)) {
+        dc__discard(out);
+        return NULL;
+    }
     x->overwritten = true;
     __atomic_add_fetch(&x->storage->overwritten_refs, 1, __ATOMIC_ACQ_REL);
+    return out;
 }
 
 /* a + b written into a's buffer (b broadcast to a's shape), recorded as dc_add */
 dc_tensor *dc_add_(dc_tensor *a, dc_tensor *b)
 {
     dc_tensor *ins[2] = {a, b};
-    if (!dc__ew_check("add_", 2, ins)) return NULL;
-    if (a->requires_grad && !a->grad_fn && dc_grad_enabled()) {
-        dc_set_error(DC_ERR_STATE, "add_: a leaf tensor that requires grad cannot be modified in place");
-        return NULL;
-    }
+    if (!dc__ew_check("add_", 2, ins) || !check_not_grad_leaf("add_", a)) return NULL;
     int nd;
     int64_t shape[DC_MAX_DIMS];
     if (b->ndim > DC_MAX_DIMS || dc__broadcast_shapes("add_", a->ndim, a->shape, b->ndim, b->shape, &nd, shape))
         return NULL;
     if (nd != a->ndim || memcmp(shape, a->shape, sizeof(int64_t) * (size_t)nd) || !can_overwrite(a))
         return dc_add(a, b);
-    const struct dc_kernels_elementwise *k = ew_kernels(a, "add_");
-    if (!k) return NULL;
-    dc_tensor *out = dc__view(a, a->ndim, a->shape, a->stride, a->offset);
+    dc_tensor *out = overwrite("add_", DC_EW_ADD, a, b, (const float[2]){1.0f, 0.0f});
     if (!out) return NULL;
-    int64_t sb[DC_MAX_DIMS];
-    dc__broadcast_strides(b, nd, shape, sb);
-    void *args[3] = {dc_data(out), dc_data(a), dc_data(b)};
-    const int64_t *sp[3] = {out->stride, a->stride, sb};
-    float p[2] = {1.0f, 0.0f};
-    if (k->map(DC_EW_ADD, 3, args, sp, nd, shape, p)) {
-        dc__discard(out);
-        return NULL;
-    }
-    mark_overwritten(a);
     dc_node *node = dc__record(out, "add_", add_backward, 2, ins);
     if (node) node->farg[0] = 1.0;
     return out;
@@ -324,33 +339,11 @@ dc_tensor *dc_add_(dc_tensor *a, dc_tensor *b)
 dc_tensor *dc__ew_unary_inplace(const char *name, dc_ew_op op, dc_tensor *x, const float *params,
                                 dc_ew_op bwd_op)
 {
-    if (!dc__ew_check(name, 1, &x)) return NULL;
-    if (x->requires_grad && !x->grad_fn && dc_grad_enabled()) {
-        dc_set_error(DC_ERR_STATE, "%s: a leaf tensor that requires grad cannot be modified in place", name);
-        return NULL;
-    }
+    if (!dc__ew_check(name, 1, &x) || !check_not_grad_leaf(name, x)) return NULL;
     if (!can_overwrite(x)) return dc__ew_unary(name, op, x, params, bwd_op, true);
-    const struct dc_kernels_elementwise *k = ew_kernels(x, name);
-    if (!k) return NULL;
-    dc_tensor *out = dc__view(x, x->ndim, x->shape, x->stride, x->offset);
-    if (!out) return NULL;
-    void *args[2] = {dc_data(out), dc_data(x)};
-    const int64_t *sp[2] = {out->stride, x->stride};
     float p[2] = {params ? params[0] : 0.0f, params ? params[1] : 0.0f};
-    if (k->map(op, 2, args, sp, x->ndim, x->shape, p)) {
-        dc__discard(out);
-        return NULL;
-    }
-    mark_overwritten(x);
-    dc_node *node = dc__record(out, name, unary_backward, 1, &x);
-    if (node) {
-        node->iarg[0] = bwd_op;
-        node->iarg[1] = true;
-        node->farg[0] = p[0];
-        node->farg[1] = p[1];
-        dc__save_output(node, out);
-    }
-    return out;
+    dc_tensor *out = overwrite(name, op, x, NULL, p);
+    return out ? record_unary(out, name, x, params, bwd_op, true) : NULL;
 }
 
 /* x + s: dL/dx = g */

@@ -538,10 +538,13 @@ bool dc__conv_small_backward(const dc_conv2d_geom *g, const float *x, const floa
     const size_t dyb_f = ((dx && !nvec) || (dw && !ovec)) ? (size_t)(g->o * ldz) : 0;
     const size_t dyt_f = ovec ? (size_t)(ohw * f.o16) : 0;
     const size_t dxp_f = dx && !nvec ? xp_f : 0;
-    const size_t nv_f = nvec ? (size_t)((g->o * g->oh * dyw + g->c * g->h * g->w) * 8) : 0; /* dyt8, dxt8 */
+    const size_t dyt8_f = nvec ? (size_t)(g->o * g->oh * dyw * 8) : 0, dxt8_f = nvec ? (size_t)(chw * 8) : 0;
     const size_t dw_f = dw ? (size_t)(ovec ? f.k * f.o16 : wsize) : 0;
-    const size_t db_f = db ? (size_t)(2 * g->o) : 0; /* o doubles, 8-byte aligned at db_at */
-    const size_t db_at = (size_t)round_up((int64_t)(xc_f + dyb_f + dyt_f + dxp_f + nv_f + dw_f), 2);
+    const size_t db_f = db ? (size_t)(2 * g->o) : 0; /* o doubles */
+    /* each thread's scratch, in this order (offsets in floats; the db sums 8-byte aligned) */
+    const size_t dyb_at = xc_f, dyt_at = dyb_at + dyb_f, dxp_at = dyt_at + dyt_f, dyt8_at = dxp_at + dxp_f;
+    const size_t dxt8_at = dyt8_at + dyt8_f, acc_at = dxt8_at + dxt8_f;
+    const size_t db_at = (size_t)round_up((int64_t)(acc_at + dw_f), 2);
     /* whole cache lines per thread (no false sharing; the tables after them stay aligned) */
     const size_t per_thread = (size_t)round_up((int64_t)(db_at + db_f), 16);
     const size_t wt_f = nvec ? (size_t)round_up(ncb * g->o * g->kh * g->kw * NB_C, 16) : 0;
@@ -573,12 +576,11 @@ bool dc__conv_small_backward(const dc_conv2d_geom *g, const float *x, const floa
     const int64_t dyb0 = round_up(lead, NN_NR); /* row o of dy starts at dyb + dyb0 + o ldz */
 #pragma omp parallel num_threads(threads)
     {
-        int t = omp_get_thread_num();
-        float *xp = scratch + (size_t)t * per_thread, *dyb = xp + xc_f, *dyt = dyb + dyb_f, *dxp = dyt + dyt_f;
-        float *dyt8 = dxp + dxp_f, *dxt8 = dyt8 + (nvec ? g->o * g->oh * dyw * 8 : 0);
-        float *acc = dyt8 + nv_f;
+        float *xp = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float *dyb = xp + dyb_at, *dyt = xp + dyt_at, *dxp = xp + dxp_at, *dyt8 = xp + dyt8_at, *dxt8 = xp + dxt8_at;
+        float *acc = xp + acc_at;
         double *dbs = (double *)(xp + db_at);
-        memset(xp, 0, (xc_f + dyb_f + dyt_f + dxp_f + nv_f) * sizeof *xp);
+        memset(xp, 0, acc_at * sizeof *xp);
         if (dw) memset(acc, 0, dw_f * sizeof *acc);
         if (db) memset(dbs, 0, (size_t)g->o * sizeof *dbs);
 #pragma omp for schedule(static)
@@ -633,13 +635,12 @@ bool dc__conv_small_backward(const dc_conv2d_geom *g, const float *x, const floa
             }
         }
         if (dw) {
-            const size_t at = xc_f + dyb_f + dyt_f + dxp_f + nv_f;
 #pragma omp for schedule(static)
             for (int64_t i = 0; i < wsize; i++) {
                 /* element (o, k) of dw; the o-vectorised sums hold it at (k, o) */
                 size_t j = ovec ? (size_t)((i % f.k) * f.o16 + i / f.k) : (size_t)i;
                 float s = 0.0f;
-                for (int u = 0; u < threads; u++) s += scratch[(size_t)u * per_thread + at + j];
+                for (int u = 0; u < threads; u++) s += scratch[(size_t)u * per_thread + acc_at + j];
                 dw[i] = s;
             }
         }

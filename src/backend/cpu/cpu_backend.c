@@ -68,12 +68,10 @@ typedef struct cached_block {
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static cached_block cache[CACHE_SLOTS];
 static int cache_count;
-size_t dc__dbg_cache_bytes(void);
 static size_t cache_bytes;
-static size_t small_bytes;
-size_t dc__dbg_cache_bytes(void) { return cache_bytes + small_bytes; }
 /* small_free[c]: freed blocks of (c + 1) * 64 bytes, linked through their first word */
 static void *small_free[SMALL_CLASSES];
+static size_t small_bytes;
 
 static size_t round_size(size_t nbytes)
 {
