@@ -298,6 +298,39 @@ static void test_autograd_semantics(void **state)
     dc_pool_pop(m);
 }
 
+/* Without retain_graph, backward lets each activation go once it has passed it (as PyTorch
+ * frees saved variables): when only the graph holds the intermediates, what is left after
+ * backward is the leaf and its gradient. */
+static void test_backward_frees_activations(void **state)
+{
+    (void)state;
+    const size_t block = (size_t)1 << 18; /* 65536 floats */
+    dc_pool_mark outer = dc_pool_push();
+    dc_rng rng;
+    dc_rng_seed(&rng, 3);
+    dc_tensor *w = dc_randn(DC_SHAPE(1 << 16), &rng);
+    dc_set_requires_grad(w, true);
+    size_t base = dc_mem_allocated();
+    dc_tensor *loss;
+    {
+        dc_pool_mark inner = dc_pool_push();
+        dc_tensor *h = w;
+        for (int i = 0; i < 8; i++) h = dc_tanh(dc_mul_scalar(h, 0.9f));
+        loss = dc_tensor_retain(TL_CHECK(dc_sum_all(h)));
+        dc_pool_pop(inner);
+    }
+    /* the graph holds all 16 intermediates */
+    assert_true(dc_mem_allocated() >= base + 16 * block);
+    TL_OK(dc_backward(loss, NULL, false));
+    assert_non_null(w->grad);
+    assert_true(dc_mem_allocated() <= base + block + 4096);
+    /* the freed graph still refuses a second pass */
+    assert_int_equal(dc_backward(loss, NULL, false), DC_ERR_STATE);
+    dc_clear_error();
+    dc_tensor_release(loss);
+    dc_pool_pop(outer);
+}
+
 static void test_deep_graph(void **state)
 {
     (void)state;
@@ -326,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_linear_fixtures),
         cmocka_unit_test(test_gradcheck),
         cmocka_unit_test(test_autograd_semantics),
+        cmocka_unit_test(test_backward_frees_activations),
         cmocka_unit_test(test_deep_graph),
     };
     return TL_RUN(tests);

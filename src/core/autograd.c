@@ -93,6 +93,18 @@ static void node_free_saved(dc_node *node)
     node->released = true;
 }
 
+/* After a backward that does not retain the graph, a node has no further use for its inputs:
+ * dropping them lets each activation die as soon as the backward has passed it (its own
+ * node has run), as PyTorch frees saved variables, instead of the whole forward pass staying
+ * resident until the loss is released. n_inputs is kept: the node still says what it was. */
+static void node_drop_inputs(dc_node *node)
+{
+    for (int i = 0; i < node->n_inputs; i++) {
+        dc_tensor_release(node->inputs[i]);
+        node->inputs[i] = NULL;
+    }
+}
+
 void dc__node_release(dc_node *node)
 {
     if (!node || --node->refcount > 0) return;
@@ -210,6 +222,7 @@ static dc_status topo_sort(dc_tensor *root, uint64_t gen, tensor_list *order)
             continue;
         }
         if ((st = list_push(order, f->t))) goto done;
+        dc_tensor_retain(f->t); /* the order keeps its tensors alive while nodes drop inputs */
         depth--;
     }
 #undef PUSH
@@ -297,20 +310,29 @@ dc_status dc_backward(dc_tensor *root, const dc_tensor *grad, bool retain_graph)
             dc_tensor_release(t->grad);
             t->grad = NULL;
         }
-        if (!retain_graph) node_free_saved(node);
+        if (!retain_graph) {
+            node_free_saved(node);
+            node_drop_inputs(node);
+            /* every consumer of t came earlier in this loop: nothing reads t again */
+            if (t != root) {
+                dc_tensor_release(t);
+                order.items[k] = NULL;
+            }
+        }
         dc_pool_pop(step);
         if (st) goto done;
     }
     /* leaves: make their gradients exclusive, contiguous buffers */
     for (int64_t k = 0; k < order.count && !st; k++) {
         dc_tensor *t = order.items[k];
-        if (!t->grad_fn && t->grad) st = own_leaf_grad(t);
+        if (t && !t->grad_fn && t->grad) st = own_leaf_grad(t);
     }
     if (!root->retain_grad && root->grad_fn) {
         dc_tensor_release(root->grad);
         root->grad = NULL;
     }
 done:
+    for (int64_t k = 0; k < order.count; k++) dc_tensor_release(order.items[k]);
     free(order.items);
     dc_pool_pop(outer);
     dc_set_grad_enabled(prev_mode);

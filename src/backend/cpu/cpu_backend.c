@@ -4,6 +4,7 @@
 #include <math.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/mman.h>
 
 #include "../../core/internal.h"
 #include "parallel.h"
@@ -33,7 +34,9 @@ DC_GROUP(rnn)
  * Memory. Freed blocks are kept for reuse, by exact (rounded) size:
  *   - blocks of 256 KiB and more in a list of up to 256: a training step allocates the same
  *     activation sizes every iteration, and returning them to the OS only to fault them in
- *     again costs more than the arithmetic on small models;
+ *     again costs more than the arithmetic on small models. They are mapped directly, and
+ *     the cache gives way on a miss so that live plus cached memory never exceeds the most
+ *     ever live: the cache saves page faults but never adds to the peak;
  *   - smaller blocks in one free list per 64-byte size class: a batch-1 forward allocates a
  *     dozen small activations and kernel scratch buffers, and glibc's aligned_alloc (which
  *     splits and coalesces chunks, with malloc_consolidate passes) cost more per call than
@@ -50,15 +53,16 @@ DC_GROUP(rnn)
 #define SMALL_MAX_BYTES ((size_t)32 << 20)
 
 #if defined(__SANITIZE_ADDRESS__)
-#define DC_SMALL_CACHE 0
+#define DC_ASAN 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define DC_SMALL_CACHE 0
+#define DC_ASAN 1
 #endif
 #endif
-#ifndef DC_SMALL_CACHE
-#define DC_SMALL_CACHE 1
+#ifndef DC_ASAN
+#define DC_ASAN 0
 #endif
+#define DC_SMALL_CACHE (!DC_ASAN)
 
 typedef struct cached_block {
     void *ptr;
@@ -72,6 +76,8 @@ static size_t cache_bytes;
 /* small_free[c]: freed blocks of (c + 1) * 64 bytes, linked through their first word */
 static void *small_free[SMALL_CLASSES];
 static size_t small_bytes;
+/* the most memory ever live (tensors and scratch) since the cache was last emptied */
+static size_t live_high_water;
 
 static size_t round_size(size_t nbytes)
 {
@@ -79,21 +85,61 @@ static size_t round_size(size_t nbytes)
     return (nbytes + 4095) & ~(size_t)4095;
 }
 
+/* Large blocks are mapped and unmapped directly: a freed one goes back to the system at
+ * once. Through malloc they would land in glibc's heap (its mmap threshold rises to 32 MiB
+ * after the first frees), where memory given up by the cache stays resident. Under
+ * AddressSanitizer they come from malloc, whose redzones catch a kernel writing past them. */
+static void *sys_alloc(size_t size)
+{
+    if (size < CACHE_MIN_BYTES || DC_ASAN) return aligned_alloc(64, size);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void sys_free(void *p, size_t size)
+{
+    if (!p) return;
+    if (size < CACHE_MIN_BYTES || DC_ASAN)
+        free(p);
+    else
+        munmap(p, size);
+}
+
 static void *cpu_alloc(size_t nbytes)
 {
     size_t size = round_size(nbytes ? nbytes : 1);
     void *p = NULL;
     if (size >= CACHE_MIN_BYTES) {
+        void *evicted[CACHE_SLOTS];
+        size_t evicted_bytes[CACHE_SLOTS];
+        int n_evicted = 0;
         pthread_mutex_lock(&cache_lock);
         for (int i = cache_count - 1; i >= 0; i--) {
             if (cache[i].nbytes == size) {
                 p = cache[i].ptr;
                 cache_bytes -= size;
-                cache[i] = cache[--cache_count];
+                memmove(cache + i, cache + i + 1, (size_t)(cache_count - i - 1) * sizeof *cache);
+                cache_count--;
                 break;
             }
         }
+        if (!p) {
+            /* A miss: the block comes from the system. Cached blocks of other sizes give way,
+             * oldest first, so that live plus cached memory stays within the most ever live:
+             * otherwise a backward pass that frees activations of one size while asking for
+             * gradients and scratch of others holds both sets at once. */
+            size_t live = dc_mem_allocated() + size;
+            if (live > live_high_water) live_high_water = live;
+            while (cache_count > 0 && live + cache_bytes > live_high_water) {
+                evicted_bytes[n_evicted] = cache[0].nbytes;
+                evicted[n_evicted++] = cache[0].ptr;
+                cache_bytes -= cache[0].nbytes;
+                memmove(cache, cache + 1, (size_t)(cache_count - 1) * sizeof *cache);
+                cache_count--;
+            }
+        }
         pthread_mutex_unlock(&cache_lock);
+        for (int i = 0; i < n_evicted; i++) sys_free(evicted[i], evicted_bytes[i]);
     } else if (DC_SMALL_CACHE) {
         size_t c = size / 64 - 1;
         pthread_mutex_lock(&cache_lock);
@@ -104,7 +150,7 @@ static void *cpu_alloc(size_t nbytes)
         }
         pthread_mutex_unlock(&cache_lock);
     }
-    if (!p) p = aligned_alloc(64, size);
+    if (!p) p = sys_alloc(size);
     if (!p) {
         dc_set_error(DC_ERR_OOM, "out of memory allocating a tensor of %zu bytes", nbytes);
         return NULL;
@@ -123,7 +169,7 @@ static void cpu_free(void *ptr, size_t nbytes)
         if (cache_bytes + size <= CACHE_MAX_BYTES) {
             if (cache_count == CACHE_SLOTS) { /* evict the oldest */
                 cache_bytes -= cache[0].nbytes;
-                free(cache[0].ptr);
+                sys_free(cache[0].ptr, cache[0].nbytes);
                 memmove(cache, cache + 1, (CACHE_SLOTS - 1) * sizeof *cache);
                 cache_count--;
             }
@@ -143,7 +189,7 @@ static void cpu_free(void *ptr, size_t nbytes)
         }
         pthread_mutex_unlock(&cache_lock);
     }
-    free(ptr);
+    sys_free(ptr, size);
 }
 
 /* Kernel scratch comes in many one-off sizes (a different transform buffer for every conv
@@ -166,7 +212,7 @@ static void cpu_scratch_free(void *ptr, size_t nbytes) { cpu_free(ptr, scratch_s
 static void cpu_empty_cache(void)
 {
     pthread_mutex_lock(&cache_lock);
-    for (int i = 0; i < cache_count; i++) free(cache[i].ptr);
+    for (int i = 0; i < cache_count; i++) sys_free(cache[i].ptr, cache[i].nbytes);
     cache_count = 0;
     cache_bytes = 0;
     for (size_t c = 0; c < SMALL_CLASSES; c++) {
@@ -177,6 +223,7 @@ static void cpu_empty_cache(void)
         }
     }
     small_bytes = 0;
+    live_high_water = dc_mem_allocated();
     pthread_mutex_unlock(&cache_lock);
     malloc_trim(0);
 }
