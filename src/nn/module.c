@@ -235,10 +235,10 @@ dc_tensor *dc_module_forward(dc_module *m, dc_tensor *x)
                      dc_module_type(m));
         return NULL;
     }
-    if (dc_grad_enabled()) return m->vt->forward(m, x);
-    /* Inference: nothing will backpropagate, so the intermediates of this module's forward
-     * can die as soon as it returns. Without this scope they would live in the caller's
-     * pool until it pops, holding every activation of the whole network at once. */
+    /* The intermediates of this module's forward leave the caller's pool when it returns:
+     * in inference they die at once; in training the graph keeps what backward needs and
+     * backward frees it as it passes. Without this scope they would live in the caller's
+     * pool until it pops, holding every activation of the network until the step ends. */
     dc_pool_mark mark = dc_pool_push();
     dc_tensor *y = dc_tensor_retain(m->vt->forward(m, x));
     dc_pool_pop(mark);
