@@ -12,7 +12,9 @@
  *   - Views (reshape, permute, narrow, expand, ...) share the storage of their base; the
  *     storage is freed when the last tensor that uses it is released.
  *   - An autograd node holds references to the inputs and saved tensors it needs, so a loss
- *     keeps its graph alive until it is released (or until backward frees the saved buffers).
+ *     keeps its graph alive until it is released, or until a backward without retain_graph
+ *     has passed each node (it then drops the node's inputs and saved tensors, and an
+ *     activation that nothing else holds is freed there, as in PyTorch).
  *
  * Errors: functions that return a pointer return NULL on failure; functions that return
  * dc_status return non-zero. Either way dc_last_error() holds a one-line message saying
@@ -187,7 +189,8 @@ bool dc_pool_active(void);
 dc_status dc_set_requires_grad(dc_tensor *t, bool requires_grad);
 /* Backward from `root`. `grad` may be NULL for a one-element root (then 1 is used).
  * Gradients accumulate into the .grad of leaves that require grad. Unless retain_graph,
- * saved buffers are freed, and a second backward through the same graph is an error. */
+ * each node lets go of its saved tensors and inputs once it has run (activations die as
+ * the backward passes them), and a second backward through the same graph is an error. */
 dc_status dc_backward(dc_tensor *root, const dc_tensor *grad, bool retain_graph);
 /* Drops t's gradient (PyTorch's zero_grad(set_to_none=True)). */
 void dc_zero_grad(dc_tensor *t);

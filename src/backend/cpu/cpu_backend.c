@@ -136,9 +136,8 @@ static void *cpu_alloc(size_t nbytes)
         if (!p) {
             /* A miss: the block comes from the system. Cached blocks of other sizes give way,
              * oldest first, so that live plus cached memory stays within the most ever live
-             * (plus the slack):
-             * otherwise a backward pass that frees activations of one size while asking for
-             * gradients and scratch of others holds both sets at once. */
+             * plus the slack. Otherwise a backward pass that frees activations of one size
+             * while it asks for gradients and scratch of others holds both sets at once. */
             size_t live = dc_mem_allocated() + size;
             if (live > live_high_water) live_high_water = live;
             while (cache_count > 0 && live + cache_bytes > live_high_water + CACHE_SLACK_BYTES) {
