@@ -35,10 +35,11 @@ typedef struct dc_backend {
     const char *name;
     dc_device device;
 
-    /* memory: 64-byte aligned; free(NULL) is a no-op */
-    void *(*alloc)(size_t nbytes);
-    void (*free)(void *ptr, size_t nbytes);
-    /* kernel scratch (freed before the kernel returns): the same contract as alloc/free; a
+    /* memory: 64-byte aligned. alloc may hand out a somewhat larger block it keeps for reuse:
+     * *got receives the block's size, which free must be given. free(NULL, n) is a no-op. */
+    void *(*alloc)(size_t nbytes, size_t *got);
+    void (*free)(void *ptr, size_t got);
+    /* kernel scratch (freed before the kernel returns), freed with the size asked for; a
      * backend may round sizes so that scratch of many sizes shares a few blocks */
     void *(*scratch_alloc)(size_t nbytes);
     void (*scratch_free)(void *ptr, size_t nbytes);

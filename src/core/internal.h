@@ -17,6 +17,7 @@
 struct dc_storage {
     void *data;
     size_t nbytes;
+    size_t capacity;            /* what the backend granted (>= nbytes), handed back to free */
     int refcount;
     int overwritten_refs;       /* references held by tensors marked overwritten */
     dc_device device;

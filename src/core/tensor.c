@@ -221,7 +221,7 @@ static dc_storage *storage_new(size_t nbytes, dc_device device)
     if (!be) return NULL;
     dc_storage *s = dc__malloc(sizeof *s);
     if (!s) return NULL;
-    s->data = be->alloc(nbytes);
+    s->data = be->alloc(nbytes, &s->capacity);
     if (!s->data) {
         free(s);
         return NULL;
@@ -242,7 +242,7 @@ static void storage_release(dc_storage *s)
         s->release(s->release_ctx);
     } else {
         const dc_backend *be = dc_backend_get(s->device);
-        if (be) be->free(s->data, s->nbytes);
+        if (be) be->free(s->data, s->capacity);
     }
     free(s);
 }

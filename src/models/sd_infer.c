@@ -7,11 +7,12 @@
  *     instead of at the end of a pool. An input nobody else holds (refcount 1, storage not
  *     shared) is overwritten in place: GroupNorm(+SiLU), the time-embedding add, the residual
  *     adds of ResnetBlock2D / Transformer2DModel / Attention.
- *   - Activations come from an allocator of its own (sd_mem_alloc): mappings of their own, big
- *     ones 2 MiB-aligned and backed by transparent huge pages (a 268 MB VAE activation faults
- *     in 134 pages instead of 65536); freed blocks are kept for reuse only while the mapped
- *     total stays under the high-water mark of live bytes, so the process never holds more
- *     than it once needed at one time.
+ *   - Activations come from the backend allocator's best-fit entry (dc__cpu_alloc_fit in
+ *     src/backend/cpu/memory.c): mappings of their own, big ones 2 MiB-aligned and backed by
+ *     transparent huge pages (a 268 MB VAE activation faults in 134 pages instead of 65536);
+ *     freed blocks are kept for reuse only while live plus cached memory stays near the
+ *     high-water mark of live bytes, so the process holds little more than it once needed
+ *     at one time.
  *   - Kernels are called directly (backend conv / gemm) into those buffers. Convolutions whose
  *     Winograd-transformed weights would be large (a 2560 -> 1280 3x3 layer: 328 MB of kernel
  *     scratch) run in blocks of output channels; 16-bit weights are widened one block at a time
@@ -39,16 +40,15 @@
 #endif
 #include <math.h>
 #include <omp.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #if defined(__F16C__)
 #include <immintrin.h>
 #endif
 
 #include "../backend/cpu/conv_internal.h"
+#include "../backend/cpu/cpu_memory.h"
 #include "../backend/kernels_conv.h"
 #include "../backend/kernels_elementwise.h"
 #include "../core/internal.h"
@@ -63,141 +63,10 @@ int sd__own_wino = 1;                          /* 0: 3x3 convs on the backend ke
 
 /* ---- memory ------------------------------------------------------------------------------- */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SI_PLAIN_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SI_PLAIN_MALLOC 1
-#endif
-#endif
-#ifndef SI_PLAIN_MALLOC
-#define SI_PLAIN_MALLOC 0 /* under ASan: malloc/free, no reuse, so overruns and stale reads show */
-#endif
-
-#define SI_MIN_BYTES (64u << 10)  /* smaller tensors come from the backend */
-#define SI_HUGE ((size_t)2 << 20)
-#define SI_HUGE_MIN ((size_t)8 << 20) /* blocks from here on are whole huge pages (<= 25% rounding) */
-#define SI_FREE_MAX 64
-
-typedef struct si_block {
-    void *p;
-    size_t n;
-} si_block;
-
-static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
-static si_block free_blocks[SI_FREE_MAX]; /* oldest first */
-static int n_free;
-static size_t mem_live, mem_cached, mem_high;
-
-static size_t round_bytes(size_t n)
-{
-    if (n >= SI_HUGE_MIN) return (n + SI_HUGE - 1) & ~(SI_HUGE - 1);
-    return (n + 4095) & ~(size_t)4095;
-}
-
-static void *os_alloc(size_t n)
-{
-#if SI_PLAIN_MALLOC
-    return aligned_alloc(64, n);
-#else
-    if (n < SI_HUGE_MIN) {
-        void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        return p == MAP_FAILED ? NULL : p;
-    }
-    /* 2 MiB-aligned, so that every page of the block can be a huge page */
-    size_t len = n + SI_HUGE;
-    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return NULL;
-    uintptr_t a = ((uintptr_t)p + SI_HUGE - 1) & ~(uintptr_t)(SI_HUGE - 1);
-    size_t head = a - (uintptr_t)p, tail = len - head - n;
-    if (head) munmap(p, head);
-    if (tail) munmap((char *)a + n, tail);
-#ifdef MADV_HUGEPAGE
-    madvise((void *)a, n, MADV_HUGEPAGE);
-#endif
-    return (void *)a;
-#endif
-}
-
-static void os_free(void *p, size_t n)
-{
-#if SI_PLAIN_MALLOC
-    (void)n;
-    free(p);
-#else
-    munmap(p, n);
-#endif
-}
-
-static void drop_free_block(int i)
-{
-    os_free(free_blocks[i].p, free_blocks[i].n);
-    mem_cached -= free_blocks[i].n;
-    memmove(free_blocks + i, free_blocks + i + 1, (size_t)(n_free - i - 1) * sizeof *free_blocks);
-    n_free--;
-}
-
-void *sd_mem_alloc(size_t nbytes, size_t *got)
-{
-    size_t n = round_bytes(nbytes ? nbytes : 1);
-    void *p = NULL;
-    pthread_mutex_lock(&mem_lock);
-    if (!SI_PLAIN_MALLOC) {
-        /* the smallest free block that fits without wasting more than an eighth */
-        int best = -1;
-        for (int i = 0; i < n_free; i++)
-            if (free_blocks[i].n >= n && free_blocks[i].n <= n + n / 8 &&
-                (best < 0 || free_blocks[i].n < free_blocks[best].n))
-                best = i;
-        if (best >= 0) {
-            p = free_blocks[best].p;
-            n = free_blocks[best].n;
-            mem_cached -= n;
-            memmove(free_blocks + best, free_blocks + best + 1, (size_t)(n_free - best - 1) * sizeof *free_blocks);
-            n_free--;
-        } else {
-            /* a new mapping: first give back the oldest free blocks, so that what is mapped
-             * never passes the most that was ever live at once */
-            while (n_free > 0 && mem_live + mem_cached + n > mem_high) drop_free_block(0);
-        }
-    }
-    pthread_mutex_unlock(&mem_lock);
-    if (!p && !(p = os_alloc(n))) {
-        dc_set_error(DC_ERR_OOM, "diffusion: out of memory allocating %zu bytes", nbytes);
-        return NULL;
-    }
-    pthread_mutex_lock(&mem_lock);
-    mem_live += n;
-    if (mem_live > mem_high) mem_high = mem_live;
-    pthread_mutex_unlock(&mem_lock);
-    dc__mem_add(n);
-    *got = n;
-    return p;
-}
-
-void sd_mem_free(void *p, size_t n)
-{
-    if (!p) return;
-    dc__mem_sub(n);
-    pthread_mutex_lock(&mem_lock);
-    mem_live -= n;
-    if (SI_PLAIN_MALLOC) {
-        os_free(p, n);
-    } else {
-        if (n_free == SI_FREE_MAX) drop_free_block(0);
-        free_blocks[n_free++] = (si_block){p, n};
-        mem_cached += n;
-    }
-    pthread_mutex_unlock(&mem_lock);
-}
-
-void sd_mem_trim(void)
-{
-    pthread_mutex_lock(&mem_lock);
-    while (n_free > 0) drop_free_block(n_free - 1);
-    mem_high = mem_live;
-    pthread_mutex_unlock(&mem_lock);
-}
+/* Maps of at least this size come straight from the backend allocator with best-fit reuse
+ * (dc__cpu_alloc_fit: the UNet's maps come in many near sizes); smaller tensors are ordinary
+ * ones. */
+#define SI_MIN_BYTES (64u << 10)
 
 typedef struct si_ext {
     void *p;
@@ -207,7 +76,7 @@ typedef struct si_ext {
 static void ext_release(void *ctx)
 {
     si_ext *e = ctx;
-    sd_mem_free(e->p, e->n);
+    dc__cpu_free(e->p, e->n);
     free(e);
 }
 
@@ -220,9 +89,9 @@ dc_tensor *sd_tensor_new(int ndim, const int64_t *shape)
         t = dc_empty(DC_F32, ndim, shape);
     } else {
         si_ext *e = dc__malloc(sizeof *e);
-        if (e && (e->p = sd_mem_alloc(nb, &e->n))) {
+        if (e && (e->p = dc__cpu_alloc_fit(nb, 0, &e->n))) {
             t = dc_from_external(DC_F32, ndim, shape, e->p, ext_release, e);
-            if (!t) sd_mem_free(e->p, e->n);
+            if (!t) dc__cpu_free(e->p, e->n);
         }
         if (!t) free(e);
     }
@@ -239,13 +108,13 @@ typedef struct si_buf {
 
 static float *buf_get(si_buf *b, int64_t floats)
 {
-    b->p = sd_mem_alloc((size_t)floats * sizeof(float), &b->n);
+    b->p = dc__cpu_alloc_fit((size_t)floats * sizeof(float), 0, &b->n);
     return b->p;
 }
 
 static void buf_put(si_buf *b)
 {
-    sd_mem_free(b->p, b->n);
+    dc__cpu_free(b->p, b->n);
     b->p = NULL;
 }
 

@@ -124,13 +124,8 @@ extern int64_t sd__slab_floats, sd__slab_min_floats;
 /* 0: 3x3 stride-1 convolutions on the backend's kernel instead of sd_wino.c */
 extern int sd__own_wino;
 
-/* Activation memory: huge-page mappings, reused while the mapped total stays within the
- * high-water mark of live bytes. sd_mem_trim gives every free block back. */
-void *sd_mem_alloc(size_t nbytes, size_t *got);
-void sd_mem_free(void *p, size_t n);
-void sd_mem_trim(void);
-/* A new F32 tensor (uninitialised) from that memory; the caller owns the reference (not
- * autoreleased). */
+/* A new F32 tensor (uninitialised); maps of 64 KiB and more come from dc__cpu_alloc_fit
+ * (best-fit reuse of cached blocks). The caller owns the reference (not autoreleased). */
 dc_tensor *sd_tensor_new(int ndim, const int64_t *shape);
 /* A contiguous F32 tensor with t's values that the caller owns (t itself when it already is). */
 dc_tensor *sdi_own(dc_tensor *t);

@@ -180,7 +180,7 @@ fail:
 void dc_unet_free(dc_unet *u)
 {
     if (!u) return;
-    sd_mem_trim();
+    dc_mem_empty_cache(); /* the model's activation blocks go back to the system with it */
     sd_store_free(u->w);
     free(u->config_text);
     free(u);

@@ -29,7 +29,7 @@ struct dc_vae {
 void dc_vae_free(dc_vae *v)
 {
     if (!v) return;
-    sd_mem_trim();
+    dc_mem_empty_cache(); /* the model's activation blocks go back to the system with it */
     sd_store_free(v->w);
     free(v);
 }

@@ -7,9 +7,9 @@
  *   - the input may be a row slab with its own channel stride and the output is written at
  *     any channel stride, so a one-image VAE layer runs slab by slab straight into its output,
  *     and a block of output channels lands in place in the full tensor;
- *   - the per-thread transformed tiles come from sd_mem (the allocator whose freed blocks never
- *     outgrow the high-water mark), not from the backend, whose block cache keeps every
- *     distinct scratch size it has seen (measured: 370 MB of dead blocks after a UNet step).
+ *   - the per-thread transformed tiles come from dc__cpu_alloc_fit at their exact size (best
+ *     fit among cached blocks), not as power-of-two kernel scratch, which would round the
+ *     largest up by as much as half again.
  *
  * With d a 4x4 input patch, g a 3x3 kernel and
  *   B^T = | 1  0 -1  0 |   G = | 1    0    0   |   A^T = | 1  1  1  0 |
@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../backend/cpu/cpu_memory.h"
 #include "../core/internal.h"
 #include "sd_internal.h"
 
@@ -168,7 +169,7 @@ dc_status sd_wino_conv(const float *u, int64_t o, int64_t c, int64_t n, const fl
     /* per thread: V, M and the 16 column-transformed rows of one channel */
     const int64_t per = 16 * (c + o) * tc + 16 * (tc + 2) + 4 * 2 * (tc + 2);
     size_t got;
-    float *scratch = sd_mem_alloc((size_t)(threads * per) * sizeof(float), &got);
+    float *scratch = dc__cpu_alloc_fit((size_t)(threads * per) * sizeof(float), 0, &got);
     if (!scratch) return dc_last_status();
     dc_status st = DC_OK;
 #pragma omp parallel num_threads(threads)
@@ -237,6 +238,6 @@ dc_status sd_wino_conv(const float *u, int64_t o, int64_t c, int64_t n, const fl
             }
         }
     }
-    sd_mem_free(scratch, got);
+    dc__cpu_free(scratch, got);
     return st;
 }

@@ -1,12 +1,11 @@
-/* cpu_backend.c: the CPU backend table: memory (with a cache of large blocks), strided
- * copies with dtype conversion, fills, and the wiring of every kernel group. */
+/* cpu_backend.c: the CPU backend table: memory (memory.c), strided copies with dtype
+ * conversion, fills, and the wiring of every kernel group. */
 #include <omp.h>
 #include <math.h>
-#include <malloc.h>
 #include <pthread.h>
-#include <sys/mman.h>
 
 #include "../../core/internal.h"
+#include "cpu_memory.h"
 #include "parallel.h"
 
 dc_status dc__cpu_gemm(dc_gemm_trans ta, dc_gemm_trans tb, int64_t m, int64_t n, int64_t k,
@@ -29,216 +28,6 @@ DC_GROUP(loss)
 DC_GROUP(misc)
 DC_GROUP(rnn)
 #undef DC_GROUP
-
-/* ---------------------------------------------------------------------------------------
- * Memory. Freed blocks are kept for reuse, by exact (rounded) size:
- *   - blocks of 256 KiB and more in a list of up to 256: a training step allocates the same
- *     activation sizes every iteration, and returning them to the OS only to fault them in
- *     again costs more than the arithmetic on small models. They are mapped directly, and
- *     the cache gives way on a miss so that live plus cached memory stays within the most
- *     ever live plus CACHE_SLACK_BYTES: the cache saves page faults but adds little to the
- *     peak;
- *   - smaller blocks in one free list per 64-byte size class: a batch-1 forward allocates a
- *     dozen small activations and kernel scratch buffers, and glibc's aligned_alloc (which
- *     splits and coalesces chunks, with malloc_consolidate passes) cost more per call than
- *     a small layer's arithmetic. A free list push / pop under the lock is a few ns.
- * Cached memory does not count in dc_mem_allocated. Under AddressSanitizer nothing small is
- * cached, so a use after free is still caught.
- * ------------------------------------------------------------------------------------- */
-
-#define CACHE_MIN_BYTES (256u * 1024u)
-#define CACHE_SLOTS 256
-#define CACHE_MAX_BYTES ((size_t)2 << 30)
-/* How far live plus cached memory may rise above the live high-water mark: room for a small
- * model's whole working set of odd sizes, so that its steady state never maps a block
- * (LeNet-5 and AlexNet training map nothing after the first step). */
-#define CACHE_SLACK_BYTES ((size_t)64 << 20)
-/* small blocks: classes of 64 bytes below CACHE_MIN_BYTES, at most this much kept in all */
-#define SMALL_CLASSES (CACHE_MIN_BYTES / 64u)
-#define SMALL_MAX_BYTES ((size_t)32 << 20)
-
-#if defined(__SANITIZE_ADDRESS__)
-#define DC_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define DC_ASAN 1
-#endif
-#endif
-#ifndef DC_ASAN
-#define DC_ASAN 0
-#endif
-#define DC_SMALL_CACHE (!DC_ASAN)
-
-typedef struct cached_block {
-    void *ptr;
-    size_t nbytes;
-} cached_block;
-
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static cached_block cache[CACHE_SLOTS];
-static int cache_count;
-static size_t cache_bytes;
-/* small_free[c]: freed blocks of (c + 1) * 64 bytes, linked through their first word */
-static void *small_free[SMALL_CLASSES];
-static size_t small_bytes;
-/* the most memory ever live (tensors and scratch) since the cache was last emptied */
-static size_t live_high_water;
-
-static size_t round_size(size_t nbytes)
-{
-    if (nbytes < CACHE_MIN_BYTES) return (nbytes + 63) & ~(size_t)63;
-    return (nbytes + 4095) & ~(size_t)4095;
-}
-
-/* Large blocks are mapped and unmapped directly: a freed one goes back to the system at
- * once. Through malloc they would land in glibc's heap (its mmap threshold rises to 32 MiB
- * after the first frees), where memory given up by the cache stays resident. Under
- * AddressSanitizer they come from malloc, whose redzones catch a kernel writing past them. */
-static void *sys_alloc(size_t size)
-{
-    if (size < CACHE_MIN_BYTES || DC_ASAN) return aligned_alloc(64, size);
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return NULL;
-    /* Huge pages where the system offers them on request (THP "madvise"): a block mapped
-     * again after an eviction then faults in 2 MiB at a time, not 4 KiB. This made the
-     * evictions' cost unmeasurable in VGG-11 / ResNet-18 training (bench_train). */
-    if (size >= ((size_t)2 << 20)) madvise(p, size, MADV_HUGEPAGE);
-    return p;
-}
-
-static void sys_free(void *p, size_t size)
-{
-    if (!p) return;
-    if (size < CACHE_MIN_BYTES || DC_ASAN)
-        free(p);
-    else
-        munmap(p, size);
-}
-
-static void *cpu_alloc(size_t nbytes)
-{
-    size_t size = round_size(nbytes ? nbytes : 1);
-    void *p = NULL;
-    if (size >= CACHE_MIN_BYTES) {
-        void *evicted[CACHE_SLOTS];
-        size_t evicted_bytes[CACHE_SLOTS];
-        int n_evicted = 0;
-        pthread_mutex_lock(&cache_lock);
-        for (int i = cache_count - 1; i >= 0; i--) {
-            if (cache[i].nbytes == size) {
-                p = cache[i].ptr;
-                cache_bytes -= size;
-                memmove(cache + i, cache + i + 1, (size_t)(cache_count - i - 1) * sizeof *cache);
-                cache_count--;
-                break;
-            }
-        }
-        if (!p) {
-            /* A miss: the block comes from the system. Cached blocks of other sizes give way,
-             * oldest first, so that live plus cached memory stays within the most ever live
-             * plus the slack. Otherwise a backward pass that frees activations of one size
-             * while it asks for gradients and scratch of others holds both sets at once. */
-            size_t live = dc_mem_allocated() + size;
-            if (live > live_high_water) live_high_water = live;
-            while (cache_count > 0 && live + cache_bytes > live_high_water + CACHE_SLACK_BYTES) {
-                evicted_bytes[n_evicted] = cache[0].nbytes;
-                evicted[n_evicted++] = cache[0].ptr;
-                cache_bytes -= cache[0].nbytes;
-                memmove(cache, cache + 1, (size_t)(cache_count - 1) * sizeof *cache);
-                cache_count--;
-            }
-        }
-        pthread_mutex_unlock(&cache_lock);
-        for (int i = 0; i < n_evicted; i++) sys_free(evicted[i], evicted_bytes[i]);
-    } else if (DC_SMALL_CACHE) {
-        size_t c = size / 64 - 1;
-        pthread_mutex_lock(&cache_lock);
-        p = small_free[c];
-        if (p) {
-            small_free[c] = *(void **)p;
-            small_bytes -= size;
-        }
-        pthread_mutex_unlock(&cache_lock);
-    }
-    if (!p) p = sys_alloc(size);
-    if (!p) {
-        dc_set_error(DC_ERR_OOM, "out of memory allocating a tensor of %zu bytes", nbytes);
-        return NULL;
-    }
-    dc__mem_add(size);
-    return p;
-}
-
-static void cpu_free(void *ptr, size_t nbytes)
-{
-    if (!ptr) return;
-    size_t size = round_size(nbytes ? nbytes : 1);
-    dc__mem_sub(size);
-    if (size >= CACHE_MIN_BYTES) {
-        pthread_mutex_lock(&cache_lock);
-        if (cache_bytes + size <= CACHE_MAX_BYTES) {
-            if (cache_count == CACHE_SLOTS) { /* evict the oldest */
-                cache_bytes -= cache[0].nbytes;
-                sys_free(cache[0].ptr, cache[0].nbytes);
-                memmove(cache, cache + 1, (CACHE_SLOTS - 1) * sizeof *cache);
-                cache_count--;
-            }
-            cache[cache_count++] = (cached_block){ptr, size};
-            cache_bytes += size;
-            ptr = NULL;
-        }
-        pthread_mutex_unlock(&cache_lock);
-    } else if (DC_SMALL_CACHE) {
-        size_t c = size / 64 - 1;
-        pthread_mutex_lock(&cache_lock);
-        if (small_bytes + size <= SMALL_MAX_BYTES) {
-            *(void **)ptr = small_free[c];
-            small_free[c] = ptr;
-            small_bytes += size;
-            ptr = NULL;
-        }
-        pthread_mutex_unlock(&cache_lock);
-    }
-    sys_free(ptr, size);
-}
-
-/* Kernel scratch comes in many one-off sizes (a different transform buffer for every conv
- * shape); rounded up to a power of two they share a few cached blocks instead of each
- * keeping its own. */
-static size_t scratch_size(size_t nbytes)
-{
-    if (nbytes < CACHE_MIN_BYTES) return nbytes;
-    size_t s = CACHE_MIN_BYTES;
-    while (s < nbytes && s <= SIZE_MAX / 2) s *= 2;
-    return s < nbytes ? nbytes : s;
-}
-static void *cpu_scratch_alloc(size_t nbytes) { return cpu_alloc(scratch_size(nbytes)); }
-static void cpu_scratch_free(void *ptr, size_t nbytes) { cpu_free(ptr, scratch_size(nbytes)); }
-
-/* Frees every cached block and lets glibc hand its free heap pages back to the system.
- * Called between phases whose block sizes differ (training at one batch size, evaluation at
- * another): exact-size reuse cannot serve one phase from the other's blocks, so without
- * this both working sets would stay resident. */
-static void cpu_empty_cache(void)
-{
-    pthread_mutex_lock(&cache_lock);
-    for (int i = 0; i < cache_count; i++) sys_free(cache[i].ptr, cache[i].nbytes);
-    cache_count = 0;
-    cache_bytes = 0;
-    for (size_t c = 0; c < SMALL_CLASSES; c++) {
-        while (small_free[c]) {
-            void *next = *(void **)small_free[c];
-            free(small_free[c]);
-            small_free[c] = next;
-        }
-    }
-    small_bytes = 0;
-    live_high_water = dc_mem_allocated();
-    pthread_mutex_unlock(&cache_lock);
-    malloc_trim(0);
-}
-
-__attribute__((destructor)) static void cpu_cache_drain(void) { cpu_empty_cache(); }
 
 static void cpu_memset_zero(void *ptr, size_t nbytes) { memset(ptr, 0, nbytes); }
 static void cpu_memcpy(void *dst, const void *src, size_t nbytes)
@@ -400,11 +189,11 @@ static dc_status cpu_fill(void *dst, dc_dtype dtype, int64_t n, double value)
 static dc_backend cpu_backend = {
     .name = "cpu",
     .device = DC_CPU,
-    .alloc = cpu_alloc,
-    .free = cpu_free,
-    .scratch_alloc = cpu_scratch_alloc,
-    .scratch_free = cpu_scratch_free,
-    .empty_cache = cpu_empty_cache,
+    .alloc = dc__cpu_alloc,
+    .free = dc__cpu_free,
+    .scratch_alloc = dc__cpu_scratch_alloc,
+    .scratch_free = dc__cpu_scratch_free,
+    .empty_cache = dc__cpu_empty_cache,
     .memset_zero = cpu_memset_zero,
     .memcpy = cpu_memcpy,
     .copy_strided = cpu_copy_strided,
