@@ -429,6 +429,7 @@ dc_tensor *dc_from_external(dc_dtype dtype, int ndim, const int64_t *shape, void
     if (!s) return NULL;
     s->data = data;
     s->nbytes = (size_t)dc__shape_numel(ndim, shape) * dc_dtype_size(dtype);
+    s->capacity = s->nbytes;
     s->refcount = 1;
     s->overwritten_refs = 0;
     s->device = DC_CPU;
