@@ -122,9 +122,9 @@ static void large_remove(int i)
     large_count--;
 }
 
-/* A cached block of `size` to `size + max_waste` bytes (the smallest; the newest of equals),
- * or NULL after making room for a new one. Called under the lock; blocks to give back to the
- * system are listed in evicted[]. */
+/* A cached block of `size` to `size + max_waste` bytes (the smallest; the newest of equals;
+ * *got is its size), or NULL after making room for a new one. Called under the lock; blocks
+ * to give back to the system are listed in evicted[]. */
 static void *large_take(size_t size, size_t max_waste, size_t slack, size_t *got, cached_block *evicted,
                         int *n_evicted)
 {
@@ -148,13 +148,14 @@ static void *large_take(size_t size, size_t max_waste, size_t slack, size_t *got
         evicted[(*n_evicted)++] = large[0];
         large_remove(0);
     }
-    *got = size;
     return NULL;
 }
 
-static void *alloc_block(size_t nbytes, size_t max_waste, size_t slack, size_t *got)
+/* best_fit: a cached block up to an eighth larger will do (its size is returned in *got) */
+static void *alloc_block(size_t nbytes, bool best_fit, size_t slack, size_t *got)
 {
     size_t size = round_size(nbytes);
+    size_t max_waste = best_fit ? size / 8 : 0;
     void *p = NULL;
     *got = size;
     if (!DC_ASAN && size >= LARGE_MIN_BYTES) {
@@ -183,10 +184,9 @@ static void *alloc_block(size_t nbytes, size_t max_waste, size_t slack, size_t *
     return p;
 }
 
-
 void *dc__cpu_alloc_fit(size_t nbytes, size_t slack, size_t *got)
 {
-    return alloc_block(nbytes, round_size(nbytes) / 8, slack, got);
+    return alloc_block(nbytes, true, slack, got);
 }
 
 void *dc__cpu_alloc(size_t nbytes, size_t *got) { return dc__cpu_alloc_fit(nbytes, CACHE_SLACK_BYTES, got); }
@@ -235,7 +235,7 @@ static size_t scratch_size(size_t nbytes)
 void *dc__cpu_scratch_alloc(size_t nbytes)
 {
     size_t got;
-    return alloc_block(scratch_size(nbytes), 0, CACHE_SLACK_BYTES, &got);
+    return alloc_block(scratch_size(nbytes), false, CACHE_SLACK_BYTES, &got);
 }
 void dc__cpu_scratch_free(void *ptr, size_t nbytes) { dc__cpu_free(ptr, scratch_size(nbytes)); }
 
